@@ -1,0 +1,65 @@
+"""A Django form generated from a workflow's `inputs` JSON Schema, checked again with jsonschema on the server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from . import inputs
+
+
+def _field(prop: dict[str, Any], required: bool) -> forms.Field:
+    common: dict[str, Any] = {
+        "label": prop.get("title"),
+        "help_text": prop.get("description", ""),
+        "initial": prop.get("default"),
+        "required": required,
+    }
+    kind = prop["type"]
+    if kind == "string" and "enum" in prop:
+        return forms.ChoiceField(choices=[(v, str(v).replace("-", " ").capitalize()) for v in prop["enum"]], **common)
+    if kind == "string":
+        widget = forms.Textarea(attrs={"rows": 5}) if prop.get("format") == "textarea" else forms.TextInput()
+        return forms.CharField(
+            max_length=prop.get("maxLength"), min_length=prop.get("minLength"), widget=widget, strip=True, **common
+        )
+    if kind == "integer":
+        return forms.IntegerField(min_value=prop.get("minimum"), max_value=prop.get("maximum"), **common)
+    if kind == "number":
+        return forms.FloatField(min_value=prop.get("minimum"), max_value=prop.get("maximum"), **common)
+    if kind == "boolean":
+        common["required"] = False  # an unticked box is a valid False
+        return forms.BooleanField(**common)
+    if kind == "array":
+        choices = [(v, str(v).replace("-", " ").capitalize()) for v in prop["items"]["enum"]]
+        return forms.MultipleChoiceField(choices=choices, widget=forms.CheckboxSelectMultiple, **common)
+    raise ValueError(f"unsupported input type {kind}")
+
+
+class InputsForm(forms.Form):
+    """Fields from the schema; `cleaned_inputs` holds the normalized, schema-valid values."""
+
+    def __init__(self, schema: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.schema = schema
+        self.cleaned_inputs: dict[str, Any] = {}
+        required = set(schema.get("required", []))
+        for name, prop in schema["properties"].items():
+            self.fields[name] = _field(prop, name in required)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        values = {
+            name: value
+            for name, value in data.items()
+            if not (value in ("", None) and name not in self.schema.get("required", []))
+        }
+        try:
+            self.cleaned_inputs = inputs.validate(self.schema, values)
+        except inputs.InputError as exc:
+            for field, message in exc.errors.items():
+                self.add_error(field if field in self.fields else None, message)
+        return data

@@ -1,0 +1,93 @@
+"""Run inputs: defaults, validation against the workflow's JSON Schema, typing of CLI values, and a hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from jsonschema import Draft202012Validator, ValidationError
+
+MAX_INPUT_BYTES = 64 * 1024
+
+
+class InputError(Exception):
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__("; ".join(f"{k}: {v}" if k else v for k, v in errors.items()))
+
+
+def defaults(schema: dict[str, Any]) -> dict[str, Any]:
+    return {name: prop.get("default") for name, prop in schema["properties"].items() if "default" in prop}
+
+
+def friendly(error: ValidationError) -> str:
+    v, schema = error.validator, error.schema if isinstance(error.schema, dict) else {}
+    if v == "maxLength":
+        return f"Use at most {schema['maxLength']} characters."
+    if v == "minLength":
+        return (
+            "This field is required." if schema["minLength"] == 1 else f"Use at least {schema['minLength']} characters."
+        )
+    if v == "minimum":
+        return f"Enter a number of at least {schema['minimum']}."
+    if v == "maximum":
+        return f"Enter a number of at most {schema['maximum']}."
+    if v == "enum":
+        return "Choose one of: " + ", ".join(map(str, schema["enum"])) + "."
+    if v == "type":
+        return f"Enter a value of type {schema['type']}."
+    if v == "required":
+        return "This field is required."
+    if v == "additionalProperties":
+        return "Unknown input: " + error.message.split("(")[-1].rstrip(")")
+    if v in ("maxItems", "minItems", "uniqueItems"):
+        return error.message
+    return error.message
+
+
+def validate(schema: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """Defaults filled in, then checked; returns the normalized inputs or raises InputError by field."""
+    if not isinstance(values, dict):
+        raise InputError({"": "Inputs must be an object of named values."})
+    merged = {**defaults(schema), **values}
+    if len(json.dumps(merged, default=str)) > MAX_INPUT_BYTES:
+        raise InputError({"": f"The inputs are larger than {MAX_INPUT_BYTES // 1024} KiB."})
+    strict = {**schema, "additionalProperties": schema.get("additionalProperties", False)}
+    errors: dict[str, str] = {}
+    for error in sorted(Draft202012Validator(strict).iter_errors(merged), key=lambda e: list(e.absolute_path)):
+        field = str(error.absolute_path[0]) if error.absolute_path else ""
+        if error.validator == "required":
+            field = error.message.split("'")[1]
+        errors.setdefault(field, friendly(error))
+    if errors:
+        raise InputError(errors)
+    return merged
+
+
+def coerce(schema: dict[str, Any], name: str, raw: str) -> Any:
+    """A CLI value (`--input key=value`) typed by the schema."""
+    props = schema["properties"]
+    if name not in props:
+        raise InputError({name: f"Unknown input. Known inputs: {', '.join(props)}."})
+    kind = props[name]["type"]
+    try:
+        if kind == "integer":
+            return int(raw)
+        if kind == "number":
+            return float(raw)
+        if kind == "boolean":
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind == "array":
+            return [item.strip() for item in raw.split(",") if item.strip()]
+    except ValueError:
+        raise InputError({name: f"'{raw}' is not a valid {kind}."}) from None
+    return raw
+
+
+def inputs_hash(values: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(values, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class Persona(models.TextChoices):
+    STUDENT = "student", "Student"
+    RESEARCHER = "researcher", "Researcher"
+    ML_ENGINEER = "ml-engineer", "ML engineer"
+    EDUCATOR = "educator", "Educator"
+    TECH_LEAD = "tech-lead", "Tech lead"
+
+
+class Skill(models.Model):
+    """An Agent Skill (a folder with SKILL.md). Each distinct content is kept as a SkillVersion."""
+
+    name = models.SlugField(max_length=120, unique=True)
+    description = models.TextField()
+    source = models.CharField(max_length=500, help_text="Where it was loaded from.")
+    latest = models.ForeignKey("SkillVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SkillVersion(models.Model):
+    skill = models.ForeignKey(Skill, on_delete=models.CASCADE, related_name="versions")
+    content_hash = models.CharField(max_length=64)
+    metadata = models.JSONField(default=dict)
+    body = models.TextField()
+    # {relative path: text} of the skill's Markdown references, read by the reference tools.
+    references = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["skill", "content_hash"], name="unique_skill_content")]
+
+    def __str__(self) -> str:
+        return f"{self.skill.name}@{self.content_hash[:8]}"
+
+
+class Workflow(models.Model):
+    slug = models.SlugField(max_length=120, unique=True)
+    title = models.CharField(max_length=200)
+    summary = models.TextField()
+    personas = models.JSONField(default=list)
+    tags = models.JSONField(default=list)
+    enabled = models.BooleanField(default=True)
+    latest_version = models.ForeignKey(
+        "WorkflowVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    source = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["title"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class WorkflowVersion(models.Model):
+    """An immutable snapshot of a spec. Runs point at the exact version they ran."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    version = models.CharField(max_length=40, help_text="The spec's own version string.")
+    spec = models.JSONField()
+    spec_hash = models.CharField(max_length=64)
+    skills = models.ManyToManyField(SkillVersion, blank=True, related_name="workflow_versions")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["workflow", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "number"], name="unique_workflow_version_number"),
+            models.UniqueConstraint(fields=["workflow", "spec_hash"], name="unique_workflow_spec_hash"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow.slug} v{self.number} ({self.version})"
+
+    @property
+    def input_schema(self) -> dict:
+        return self.spec["inputs"]
+
+    def caps(self, mode: str) -> dict:
+        return self.spec["caps"][mode]

@@ -1,0 +1,94 @@
+"""Writes to the catalog: loading skills and workflow specs into versioned rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.db import transaction
+from django.db.models import Max
+
+from .models import Skill, SkillVersion, Workflow, WorkflowVersion
+from .skills import ParsedSkill, SkillError, find_skill_folders, parse_skill
+from .specs import LoadedSpec, SpecError, load_specs
+
+
+@dataclass
+class SyncReport:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skills: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.created)} new, {len(self.updated)} with a new version, {len(self.unchanged)} unchanged "
+            f"workflows; {len(self.skills)} skills"
+        )
+
+
+def save_skill(parsed: ParsedSkill) -> tuple[SkillVersion, bool]:
+    """Create or update a skill; a changed content adds a version, the old ones stay. Returns (version, changed)."""
+    skill, _ = Skill.objects.get_or_create(
+        name=parsed.name, defaults={"description": parsed.description, "source": str(parsed.path)}
+    )
+    version, created = SkillVersion.objects.get_or_create(
+        skill=skill,
+        content_hash=parsed.content_hash,
+        defaults={"metadata": parsed.metadata, "body": parsed.body, "references": parsed.references},
+    )
+    if created or skill.latest_id != version.pk:
+        skill.description = parsed.description
+        skill.source = str(parsed.path)
+        skill.latest = version
+        skill.save()
+    return version, created
+
+
+def _save_spec(loaded: LoadedSpec, skills: dict[str, SkillVersion], report: SyncReport) -> None:
+    spec = loaded.spec
+    workflow, created = Workflow.objects.get_or_create(
+        slug=loaded.id,
+        defaults={"title": spec["title"], "summary": spec["summary"], "source": str(loaded.path)},
+    )
+    version = workflow.versions.filter(spec_hash=loaded.hash).first()
+    if version is None:
+        number = (workflow.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+        version = WorkflowVersion.objects.create(
+            workflow=workflow, number=number, version=spec["version"], spec=spec, spec_hash=loaded.hash
+        )
+        version.skills.set([skills[name] for name in spec["skills"]])
+        (report.created if created else report.updated).append(loaded.id)
+    else:
+        report.unchanged.append(loaded.id)
+    workflow.title = spec["title"]
+    workflow.summary = spec["summary"]
+    workflow.personas = spec["personas"]
+    workflow.tags = spec["tags"]
+    workflow.source = str(loaded.path)
+    workflow.latest_version = version
+    workflow.save()
+
+
+def sync_workflows(*, workflows_dir: Path, skills_dir: Path | None = None) -> SyncReport:
+    """Load the project's skills and every spec; all or nothing."""
+    specs = load_specs(workflows_dir)
+    parsed: list[ParsedSkill] = []
+    if skills_dir and skills_dir.is_dir():
+        try:
+            parsed = [parse_skill(folder) for folder in find_skill_folders(skills_dir)]
+        except SkillError as exc:
+            raise SpecError(str(exc)) from exc
+    report = SyncReport()
+    with transaction.atomic():
+        skills = {p.name: save_skill(p)[0] for p in parsed}
+        for skill in Skill.objects.select_related("latest").exclude(name__in=skills):
+            if skill.latest:
+                skills[skill.name] = skill.latest
+        for loaded in specs:
+            missing = [name for name in loaded.spec["skills"] if name not in skills]
+            if missing:
+                raise SpecError(f"{loaded.path}: skills: no skill named {', '.join(missing)} (import it first)")
+            _save_spec(loaded, skills, report)
+        report.skills = sorted(skills)
+    return report

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from . import views
+
+app_name = "catalog"
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("workflows/<slug:slug>/", views.detail, name="detail"),
+]

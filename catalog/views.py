@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+
+from runs.access import recent_runs_for_user
+from runs.models import Mode
+from runs.services import RunRefused, start_run
+from settings_app.htmx import HtmxHttpRequest
+
+from .access import enabled_workflows, get_workflow_for_user
+from .forms import InputsForm
+from .models import Persona
+
+
+def index(request: HtmxHttpRequest) -> HttpResponse:
+    persona = request.GET.get("persona", "")
+    workflows = enabled_workflows()
+    if persona in Persona.values:
+        workflows = [w for w in workflows if persona in w.personas]
+    context = {"workflows": workflows, "personas": Persona.choices, "persona": persona}
+    template = "catalog/_workflow_list.html" if request.htmx else "catalog/index.html"
+    return render(request, template, context)
+
+
+def detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    workflow = get_workflow_for_user(request.user, slug)
+    version = workflow.latest_version
+    assert version is not None
+    form = InputsForm(version.input_schema, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        mode = request.POST.get("mode", Mode.TEST)
+        try:
+            run = start_run(workflow_version=version, user=request.user, inputs=form.cleaned_inputs, mode=mode)
+        except RunRefused as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("runs:detail", run_id=run.pk)
+    status = 422 if request.method == "POST" else 200
+    context = {
+        "workflow": workflow,
+        "version": version,
+        "form": form,
+        "skills": version.skills.select_related("skill").order_by("skill__name"),
+        "recent_runs": recent_runs_for_user(request.user, workflow=workflow)[:5],
+        "caps": version.spec["caps"],
+    }
+    return render(request, "catalog/detail.html", context, status=status)

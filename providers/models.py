@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Provider(models.TextChoices):
+    OPENAI = "openai", "OpenAI"
+    ANTHROPIC = "anthropic", "Anthropic"
+    GEMINI = "gemini", "Google Gemini"
+    DEEPSEEK = "deepseek", "DeepSeek"
+    OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible server"
+    OFFLINE = "offline", "Offline demo model (not AI)"
+
+
+class ConnectionStatus(models.TextChoices):
+    UNTESTED = "untested", "Not tested"
+    CONNECTED = "connected", "Connected"
+    FAILED = "failed", "Failed"
+
+
+class ProviderConnection(models.Model):
+    """One provider account. The key is stored only encrypted (providers.crypto) and never sent back out."""
+
+    provider = models.CharField(max_length=32, choices=Provider.choices)
+    label = models.CharField(max_length=80)
+    encrypted_key = models.TextField(blank=True, editable=False)
+    key_last4 = models.CharField(max_length=4, blank=True, editable=False)
+    api_base = models.URLField(blank=True, help_text="Only for OpenAI-compatible servers or a proxy.")
+    default_model = models.CharField(max_length=120, blank=True)
+    enabled = models.BooleanField(default=True)
+    status = models.CharField(max_length=16, choices=ConnectionStatus.choices, default=ConnectionStatus.UNTESTED)
+    status_message = models.CharField(max_length=300, blank=True)
+    last_tested_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["provider", "label"]
+        constraints = [models.UniqueConstraint(fields=["provider", "label"], name="unique_connection_label")]
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()} — {self.label}"
+
+    def set_key(self, plain: str) -> None:
+        from .crypto import encrypt
+
+        self.encrypted_key = encrypt(plain) if plain else ""
+        self.key_last4 = plain[-4:] if len(plain) >= 8 else ""
+
+    @property
+    def masked_key(self) -> str:
+        return f"••••{self.key_last4}" if self.encrypted_key else "—"

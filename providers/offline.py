@@ -1,0 +1,130 @@
+"""The offline demo model: deterministic answers built from the prompt and the skill text, no network.
+
+It is not AI. It exists so the whole pipeline (prompts, tool loop, artifacts, costs) runs on a machine with
+no provider key; providers/llm.py registers it with LiteLLM as the custom provider ``offline``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+MODEL = "offline/demo"
+BANNER = (
+    "> **Offline demo model — not AI.** This text was assembled deterministically from the prompt and the "
+    "skill's own text so the workflow can run without a provider key."
+)
+_UNTRUSTED = re.compile(r"</?untrusted>")
+_MARKUP = re.compile(r"^(?:[-*>#|]|\d+\.)")
+_HEADING = re.compile(r"^#{1,4}\s+(.+?)\s*#*$", re.MULTILINE)
+
+
+@dataclass
+class OfflineReply:
+    content: str = ""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+def estimate_tokens(text: str) -> int:
+    return max(1, math.ceil(len(text) / 4))
+
+
+def _text(message: dict[str, Any]) -> str:
+    content = message.get("content") or ""
+    if isinstance(content, list):  # OpenAI content parts
+        return "\n".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return str(content)
+
+
+def _tool_names(tools: list[dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    return {t["function"]["name"]: t["function"] for t in tools or [] if t.get("type") == "function"}
+
+
+def _first_enum(function: dict[str, Any], param: str) -> Any:
+    prop = function.get("parameters", {}).get("properties", {}).get(param, {})
+    values = prop.get("enum") or []
+    return values[0] if values else None
+
+
+def _next_tool_call(messages: list[dict[str, Any]], tools: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """List the references first, then read the first one listed, then answer."""
+    results = [m for m in messages if m.get("role") == "tool"]
+    if not results and "list_references" in tools:
+        skill = _first_enum(tools["list_references"], "skill")
+        return {"name": "list_references", "arguments": {"skill": skill} if skill else {}}
+    if len(results) == 1 and "read_reference" in tools:
+        try:
+            listing = json.loads(_text(results[0]))
+        except ValueError:
+            return None
+        refs = listing.get("references") or []
+        if refs:
+            return {"name": "read_reference", "arguments": {"skill": listing.get("skill"), "path": refs[0]["path"]}}
+    return None
+
+
+def _key_ideas(text: str, limit: int = 8) -> list[str]:
+    ideas: list[str] = []
+    for match in _HEADING.finditer(text):
+        heading = match.group(1).strip()
+        after = text[match.end() :].strip().split("\n\n", 1)[0]
+        after = re.sub(r"^\s*(?:[-*>]|\d+\.)\s+", "", after, flags=re.MULTILINE)
+        sentence = re.split(r"(?<=[.!?])\s", " ".join(after.split()), maxsplit=1)[0]
+        if sentence.startswith("#") or not sentence:
+            ideas.append(f"**{heading}**")
+        else:
+            ideas.append(f"**{heading}** — {sentence[:220]}")
+        if len(ideas) >= limit:
+            break
+    return ideas
+
+
+def _answer(messages: list[dict[str, Any]], max_tokens: int | None) -> str:
+    user = next((_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
+    # Reference text the tools returned comes first, then the skill text in the system prompt.
+    context = "\n".join(_text(m) for m in messages if m.get("role") == "tool")
+    context += "\n" + "\n".join(_text(m) for m in messages if m.get("role") == "system")
+    plain = [_UNTRUSTED.sub("", " ".join(line.split())) for line in user.splitlines()]
+    asks = [line[:200] for line in plain if line and not _MARKUP.match(line)][:10]
+    title = asks[0].lstrip("#").strip() if asks else "Answer"
+    lines = [BANNER, "", f"## {title}", "", "### What was asked"]
+    lines += [f"- {line}" for line in asks[1:]] or ["- (no further details)"]
+    ideas = _key_ideas(context)
+    if ideas:
+        lines += ["", "### Key ideas from the skill"]
+        lines += [f"{i}. {idea}" for i, idea in enumerate(ideas, 1)]
+    lines += [
+        "",
+        "### Next steps",
+        "- Read the skill's references listed above, one section at a time.",
+        "- Connect a real provider in Settings for answers written by a language model.",
+    ]
+    text = "\n".join(lines)
+    if max_tokens:
+        text = text[: max_tokens * 4]
+    return text
+
+
+def respond(
+    messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None, max_tokens: int | None = None
+) -> OfflineReply:
+    prompt_tokens = sum(estimate_tokens(_text(m)) for m in messages) + estimate_tokens(json.dumps(tools or []))
+    call = _next_tool_call(messages, _tool_names(tools)) if tools else None
+    if call:
+        n = sum(1 for m in messages if m.get("role") == "tool") + 1
+        arguments = json.dumps(call["arguments"], sort_keys=True)
+        tool_call = {
+            "id": f"call_offline_{n}",
+            "type": "function",
+            "function": {"name": call["name"], "arguments": arguments},
+        }
+        return OfflineReply(
+            tool_calls=[tool_call], prompt_tokens=prompt_tokens, completion_tokens=estimate_tokens(arguments)
+        )
+    content = _answer(messages, max_tokens)
+    return OfflineReply(content=content, prompt_tokens=prompt_tokens, completion_tokens=estimate_tokens(content))

@@ -1,0 +1,69 @@
+"""The one retry loop: bounded retries with exponential backoff and jitter, then the next model."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from . import llm
+from .resolution import Target
+
+MAX_RETRIES = 2
+BASE_DELAY = 0.5
+MAX_DELAY = 20.0
+
+
+def attempt_record(target: Target, attempt: int, status: str, latency_ms: int, error: str = "") -> dict[str, Any]:
+    """One attempt as the trace keeps it; status is "ok" or the ProviderError kind."""
+    return {
+        "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "model": target.model,
+        "provider": target.provider,
+        "attempt": attempt,
+        "status": status,
+        "latency_ms": latency_ms,
+        "error": error,
+    }
+
+
+def backoff(attempt: int, retry_after: float | None) -> float:
+    if retry_after is not None:
+        return min(retry_after, MAX_DELAY)
+    return min(MAX_DELAY, BASE_DELAY * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+
+
+def call(
+    targets: list[Target],
+    messages: list[dict[str, Any]],
+    *,
+    on_attempt: Callable[[dict[str, Any]], None],
+    prices: dict[str, llm.Price | None],
+    sleep: Callable[[float], None] = time.sleep,
+    deadline: float | None = None,
+    **kwargs: Any,
+) -> tuple[llm.LLMResult, Target]:
+    """Call the first target; retry what is retryable; fall back to the next target. Raises the last error."""
+    last: llm.ProviderError | None = None
+    for target in targets:
+        for attempt in range(1, MAX_RETRIES + 2):
+            started = time.monotonic()
+            try:
+                result = llm.complete(target, messages, price=prices.get(target.model), **kwargs)
+            except llm.ProviderError as exc:
+                last = exc
+                elapsed = int((time.monotonic() - started) * 1000)
+                on_attempt(attempt_record(target, attempt, exc.kind, elapsed, exc.message))
+                if not exc.retryable or attempt > MAX_RETRIES:
+                    break
+                delay = backoff(attempt, exc.retry_after)
+                if deadline is not None and time.monotonic() + delay >= deadline:
+                    break
+                sleep(delay)
+                continue
+            on_attempt(attempt_record(target, attempt, "ok", result.latency_ms))
+            return result, target
+    assert last is not None
+    raise last

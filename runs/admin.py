@@ -1,0 +1,25 @@
+from django.contrib import admin
+
+from .models import Artifact, Run
+
+
+class ArtifactInline(admin.TabularInline):
+    model = Artifact
+    fields = ("name", "size", "created_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+@admin.register(Run)
+class RunAdmin(admin.ModelAdmin):
+    list_display = ("id", "workflow_version", "user", "mode", "status", "cost_usd", "created_at")
+    list_filter = ("status", "mode")
+    list_select_related = ("workflow_version__workflow", "user")
+    raw_id_fields = ("user", "workflow_version")
+    search_fields = ("id", "user__username", "workflow_version__workflow__slug")
+    readonly_fields = [f.name for f in Run._meta.fields]
+    inlines = [ArtifactInline]
+
+    def has_add_permission(self, request):
+        return False

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Mode(models.TextChoices):
+    VALIDATE = "validate", "Validate"
+    TEST = "test", "Test run"
+    FULL = "full", "Full run"
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    STOPPED = "stopped", "Stopped at a limit"
+
+
+FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.STOPPED)
+
+
+class Run(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="runs")
+    workflow_version = models.ForeignKey("catalog.WorkflowVersion", on_delete=models.PROTECT, related_name="runs")
+    mode = models.CharField(max_length=16, choices=Mode.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    reason = models.TextField(blank=True, help_text="Why the run ended as it did, in one sentence.")
+    inputs = models.JSONField(default=dict)
+    inputs_hash = models.CharField(max_length=64, db_index=True)
+    requested_models = models.JSONField(default=list, blank=True)
+    model_used = models.CharField(max_length=160, blank=True)
+    budget_usd = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    estimated_cost_usd = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
+    cost_unpriced = models.BooleanField(default=False, help_text="Some calls had no known price.")
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    steps_total = models.PositiveSmallIntegerField(default=0)
+    steps_done = models.PositiveSmallIntegerField(default=0)
+    current_step = models.CharField(max_length=120, blank=True)
+    step_outputs = models.JSONField(default=dict, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="run_user_recent"),
+            models.Index(fields=["status", "heartbeat_at"], name="run_status_heartbeat"),
+            models.Index(fields=["workflow_version", "inputs_hash", "mode", "status"], name="run_progression"),
+        ]
+        permissions = [("skip_progression", "Can start a full run without a passed test run")]
+
+    def __str__(self) -> str:
+        return f"{self.workflow_version.workflow.slug} {self.mode} {self.status}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def progress_percent(self) -> int:
+        return int(100 * self.steps_done / self.steps_total) if self.steps_total else 0
+
+
+def artifact_path(instance: Artifact, filename: str) -> str:
+    return f"runs/{instance.run_id}/{filename}"
+
+
+class Artifact(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="artifacts")
+    name = models.CharField(max_length=80)
+    file = models.FileField(upload_to=artifact_path, max_length=300)
+    size = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="unique_artifact_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def content_type(self) -> str:
+        return {"md": "text/markdown", "json": "application/json"}.get(self.name.rsplit(".", 1)[-1], "text/plain")

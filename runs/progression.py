@@ -1,0 +1,37 @@
+"""The Validate → Test → Full rule: a full run needs a passed test run of the same version and inputs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from catalog.models import WorkflowVersion
+
+from .models import Mode, Run, Status
+
+
+def full_run_blocker(version: WorkflowVersion, inputs_hash: str, *, exclude: Any = None) -> str | None:
+    """Why a full run is locked, or None when a matching test run passed within the window."""
+    since = timezone.now() - timedelta(hours=settings.FULL_RUN_WINDOW_HOURS)
+    passed = Run.objects.filter(
+        workflow_version=version,
+        inputs_hash=inputs_hash,
+        mode=Mode.TEST,
+        status=Status.SUCCEEDED,
+        finished_at__gte=since,
+    ).exclude(pk=exclude)
+    if passed.exists():
+        return None
+    days = settings.FULL_RUN_WINDOW_HOURS / 24
+    window = f"{days:g} days" if days >= 1 else f"{settings.FULL_RUN_WINDOW_HOURS} hours"
+    return (
+        "A full run needs a passed test run of this workflow version with the same inputs "
+        f"in the last {window}. Run a test first."
+    )
+
+
+def may_skip(user: Any) -> bool:
+    return bool(user.has_perm("runs.skip_progression"))

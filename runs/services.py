@@ -1,0 +1,92 @@
+"""Writes to runs: starting, cancelling, executing. Views, tasks and commands all call these."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from catalog import inputs as run_inputs
+from catalog.models import WorkflowVersion
+from providers.resolution import split_model
+
+from . import pipeline, progression
+from .models import FINISHED, Mode, Run, Status
+
+log = logging.getLogger(__name__)
+
+
+class RunRefused(Exception):
+    """The run cannot start; the message says why in plain words."""
+
+
+def enqueue(run: Run) -> None:
+    """Hand the run to the django-q2 cluster once the row is committed. Only the id travels."""
+    from django_q.tasks import async_task
+
+    run_id = str(run.pk)
+    transaction.on_commit(lambda: async_task("runs.tasks.execute_run", run_id, task_name=f"run-{run_id}", group="runs"))
+
+
+def start_run(
+    *,
+    workflow_version: WorkflowVersion,
+    user: Any,
+    inputs: dict[str, Any],
+    mode: str,
+    models: list[str] | None = None,
+    budget_usd: Decimal | None = None,
+    skip_progression: bool = False,
+    queue: bool = True,
+) -> Run:
+    """Check and create a queued run. Raises InputError for bad inputs, RunRefused for refusals."""
+    if mode not in Mode.values:
+        raise RunRefused(f"Unknown mode '{mode}': use validate, test or full.")
+    if not workflow_version.workflow.enabled:
+        raise RunRefused("This workflow is disabled by an operator.")
+    for name in models or []:
+        split_model(name)
+    clean = run_inputs.validate(workflow_version.input_schema, inputs)
+    digest = run_inputs.inputs_hash(clean)
+    caps_budget = Decimal(str(workflow_version.caps(Mode.TEST if mode == Mode.VALIDATE else mode)["budget_usd"]))
+    if budget_usd is not None and budget_usd > caps_budget:
+        raise RunRefused(f"A budget can only be lowered: this workflow allows at most ${caps_budget} for a {mode} run.")
+    if mode == Mode.FULL:
+        blocker = progression.full_run_blocker(workflow_version, digest)
+        if blocker:
+            if not (skip_progression and progression.may_skip(user)):
+                raise RunRefused(blocker)
+            log.warning("user %s skipped the progression rule for %s", user.pk, workflow_version)
+    with transaction.atomic():
+        run = Run.objects.create(
+            user=user,
+            workflow_version=workflow_version,
+            mode=mode,
+            inputs=clean,
+            inputs_hash=digest,
+            requested_models=list(models or []),
+            budget_usd=budget_usd,
+            steps_total=0 if mode == Mode.VALIDATE else len(workflow_version.spec["steps"]),
+        )
+        if queue:
+            enqueue(run)
+    return run
+
+
+def execute(run_id: Any, on_progress: pipeline.Progress | None = None) -> Run | None:
+    return pipeline.execute(run_id, on_progress)
+
+
+def request_cancel(run: Run) -> bool:
+    """Ask a run to stop. A queued run stops at once; a running one within a moment of its current call."""
+    if run.is_finished:
+        return False
+    Run.objects.filter(pk=run.pk).update(cancel_requested=True)
+    stopped = Run.objects.filter(pk=run.pk, status=Status.QUEUED).update(
+        status=Status.CANCELLED, reason="Cancelled before it started.", finished_at=timezone.now()
+    )
+    run.refresh_from_db()
+    return bool(stopped) or run.status not in FINISHED

@@ -1,0 +1,66 @@
+"""trace.json: the whole story of a run, written at the end of every run whatever its outcome.
+
+Format `awp-trace/1` (docs/runs.md): run summary, validation, one entry per step with every LLM call
+(model, provider, attempt, status, latency, tokens, cost, tool calls) and the events (caps hit, errors).
+Every string passes through providers.llm.redact with the run's own secrets before it is written.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from providers.llm import redact
+
+FORMAT = "awp-trace/1"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class Trace:
+    def __init__(self) -> None:
+        self.validation: dict[str, Any] = {}
+        self.steps: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self._secrets: list[str] = []
+
+    def hide(self, secret: str | None) -> None:
+        if secret:
+            self._secrets.append(secret)
+
+    def event(self, kind: str, message: str, **data: Any) -> None:
+        self.events.append({"at": now_iso(), "kind": kind, "message": message, **data})
+
+    def start_step(self, step_id: str, title: str) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "id": step_id,
+            "title": title,
+            "started_at": now_iso(),
+            "status": "running",
+            "calls": [],
+        }
+        self.steps.append(entry)
+        return entry
+
+    def render(self, run_summary: dict[str, Any]) -> str:
+        document = {
+            "format": FORMAT,
+            "run": run_summary,
+            "validation": self.validation,
+            "steps": self.steps,
+            "events": self.events,
+        }
+        text = json.dumps(document, indent=2, default=_default, ensure_ascii=False)
+        return redact(text, *self._secrets)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)

@@ -1,0 +1,13 @@
+from django.urls import path
+
+from . import views
+
+app_name = "runs"
+urlpatterns = [
+    path("", views.history, name="history"),
+    path("<uuid:run_id>/", views.detail, name="detail"),
+    path("<uuid:run_id>/status/", views.status, name="status"),
+    path("<uuid:run_id>/cancel/", views.cancel, name="cancel"),
+    path("<uuid:run_id>/full/", views.run_full, name="full"),
+    path("<uuid:run_id>/artifacts/<str:name>", views.download, name="download"),
+]

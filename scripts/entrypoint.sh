@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The one way the platform starts: `make run` (all), and the Docker images (web, worker) use this script.
+#   prepare  create secrets on first start, migrate, collect static files, load workflows, ensure an admin
+#   web      prepare, then serve HTTP with gunicorn
+#   worker   wait until the database is migrated, then run the django-q2 cluster
+#   all      prepare, then web and worker together; Ctrl-C (or SIGTERM) stops both
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -z "${PYTHON:-}" ]; then
+  if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
+fi
+HOST="${HOST:-127.0.0.1}"
+PORT="${PORT:-8000}"
+ENV_FILE="${ENV_FILE:-$PWD/.env}"
+export ENV_FILE LITELLM_LOCAL_MODEL_COST_MAP="${LITELLM_LOCAL_MODEL_COST_MAP:-True}"
+
+manage() { "$PYTHON" manage.py "$@"; }
+
+ensure_env() {
+  # Secrets are generated once and kept in ENV_FILE (git-ignored; in Docker on the data volume), so a
+  # restart or a redeploy never loses the key that decrypts stored provider keys.
+  umask 077
+  touch "$ENV_FILE"
+  if [ -z "${DJANGO_SECRET_KEY:-}${DJANGO_SECRET_KEY_FILE:-}" ] && ! grep -q '^DJANGO_SECRET_KEY=' "$ENV_FILE"; then
+    echo "DJANGO_SECRET_KEY=$("$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(50))')" >> "$ENV_FILE"
+    echo "Wrote a new DJANGO_SECRET_KEY to $ENV_FILE"
+  fi
+  if [ -z "${FIELD_ENCRYPTION_KEYS:-}" ] && ! grep -q '^FIELD_ENCRYPTION_KEYS=' "$ENV_FILE"; then
+    echo "FIELD_ENCRYPTION_KEYS=$("$PYTHON" -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')" >> "$ENV_FILE"
+    echo "Wrote a new FIELD_ENCRYPTION_KEYS to $ENV_FILE (keep it: it decrypts the stored provider keys)"
+  fi
+}
+
+prepare() {
+  ensure_env
+  manage migrate --noinput
+  manage collectstatic --noinput --verbosity 0
+  manage sync_workflows
+  manage ensure_admin
+}
+
+web() {
+  exec "$PYTHON" -m gunicorn config.wsgi --bind "$HOST:$PORT" --workers "${WEB_WORKERS:-2}" --threads 4 \
+    --access-logfile - --graceful-timeout 10
+}
+
+worker() {
+  for _ in $(seq 1 60); do
+    if manage migrate --check >/dev/null 2>&1; then exec "$PYTHON" manage.py qcluster; fi
+    sleep 2
+  done
+  echo "The database was not migrated within 120 s; is the web container up?" >&2
+  exit 1
+}
+
+all() {
+  prepare
+  "$PYTHON" manage.py qcluster &
+  local q=$!
+  "$PYTHON" -m gunicorn config.wsgi --bind "$HOST:$PORT" --workers "${WEB_WORKERS:-2}" --threads 4 \
+    --access-logfile - --graceful-timeout 10 &
+  local w=$!
+  trap 'kill -TERM "$q" "$w" 2>/dev/null || true' INT TERM
+  echo "The platform is up at http://$HOST:$PORT (Ctrl-C stops the web server and the worker)."
+  wait -n "$q" "$w" || true
+  kill -TERM "$q" "$w" 2>/dev/null || true
+  wait "$q" "$w" 2>/dev/null || true
+}
+
+case "${1:-all}" in
+  prepare) prepare ;;
+  web) prepare; web ;;
+  worker) worker ;;
+  all) all ;;
+  *) echo "usage: $0 [prepare|web|worker|all]" >&2; exit 2 ;;
+esac

@@ -122,7 +122,7 @@ STATIC_ROOT = DATA_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = DATA_DIR / "artifacts"
 # Artifacts are never served as static media: downloads go through an access-checked view.
-MEDIA_URL = None
+MEDIA_URL = "/artifacts-are-not-served/"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

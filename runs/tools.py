@@ -88,7 +88,9 @@ def run(name: str, raw_arguments: str, skills: dict[str, SkillVersion]) -> tuple
         raise ToolError(f"Unknown skill '{skill_name}'. Available: {', '.join(sorted(skills))}.")
     refs: dict[str, str] = skill.references
     if name == "list_references":
-        listing = [{"path": path, "sections": _headings(text), "chars": len(text)} for path, text in refs.items()]
+        listing = [
+            {"path": path, "sections": _headings(text), "chars": len(text)} for path, text in sorted(refs.items())
+        ]
         return json.dumps({"skill": skill_name, "references": listing}), {"skill": skill_name, "listed": len(listing)}
     if name == "read_reference":
         path = str(args.get("path", ""))
@@ -107,7 +109,7 @@ def run(name: str, raw_arguments: str, skills: dict[str, SkillVersion]) -> tuple
             raise ToolError("Give a query to search for.")
         hits = [
             {"path": path, "line": n, "text": line.strip()[:300]}
-            for path, text in refs.items()
+            for path, text in sorted(refs.items())
             for n, line in enumerate(text.splitlines(), 1)
             if query in line.lower()
         ][:MAX_SEARCH_HITS]

@@ -61,10 +61,14 @@ all() {
   "$PYTHON" -m gunicorn config.wsgi --bind "$HOST:$PORT" --workers "${WEB_WORKERS:-2}" --threads 4 \
     --access-logfile - --graceful-timeout 10 &
   local w=$!
-  trap 'kill -TERM "$q" "$w" 2>/dev/null || true' INT TERM
+  # Ctrl-C reaches every process of the foreground group by itself; signalling them again would make the
+  # cluster stop twice (it hangs then). SIGTERM to this script alone is forwarded once.
+  local stopping=0
+  trap 'stopping=1' INT
+  trap 'stopping=1; kill -TERM "$q" "$w" 2>/dev/null || true' TERM
   echo "The platform is up at http://$HOST:$PORT (Ctrl-C stops the web server and the worker)."
   wait -n "$q" "$w" || true
-  kill -TERM "$q" "$w" 2>/dev/null || true
+  if [ "$stopping" = 0 ]; then kill -TERM "$q" "$w" 2>/dev/null || true; fi
   wait "$q" "$w" 2>/dev/null || true
 }
 

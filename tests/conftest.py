@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from catalog.models import Workflow
+from catalog.services import sync_workflows
+
+from .factories import UserFactory
+
+SHARED_SKILLS = Path(settings.BASE_DIR).parent / "shared" / "skills" / "ai-research-skills"
+
+
+@pytest.fixture
+def alice(db):
+    return UserFactory(username="alice")
+
+
+@pytest.fixture
+def bob(db):
+    return UserFactory(username="bob")
+
+
+@pytest.fixture
+def alice_client(client, alice):
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def catalog(db) -> Iterator[Workflow]:
+    """The project's own workflows and skills, loaded from workflows/ and skills/."""
+    sync_workflows(workflows_dir=settings.WORKFLOWS_DIR, skills_dir=settings.SKILLS_DIR)
+    yield Workflow.objects.get(slug="learn-agentic-ai")
+
+
+@pytest.fixture(autouse=True)
+def _no_real_network(monkeypatch):
+    # Belt and braces: no test may reach a real provider, whatever a model name says.
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "DEEPSEEK_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

@@ -1,0 +1,178 @@
+"""Fake provider servers on 127.0.0.1 (random port): OpenAI-compatible chat completions and the Anthropic
+Messages API, with scripted answers, tool calls, usage and injected faults. Tests drive the real LiteLLM
+path against them over real HTTP.
+
+Script entries (consumed in order; when the script is empty, a plain answer is sent):
+  {"status": 429, "headers": {"Retry-After": "0"}}   an HTTP error with an OpenAI-style error body
+  {"delay": 3.0}                                      sleep before answering (past a timeout)
+  {"malformed": True}                                 200 with a body that is not JSON
+  {"drop": True}                                      close the connection without an answer
+  {"tool_call": {"name": ..., "arguments": {...}}}    answer with one tool call
+  {"content": "text"}                                 answer with this text
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class FakeLLM:
+    def __init__(self, flavour: str = "openai") -> None:
+        self.flavour = flavour
+        self.script: list[dict[str, Any]] = []
+        self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}" + ("/v1" if self.flavour == "openai" else "")
+
+    def start(self) -> FakeLLM:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def push(self, *entries: dict[str, Any]) -> None:
+        with self._lock:
+            self.script.extend(entries)
+
+    def _next(self) -> dict[str, Any]:
+        with self._lock:
+            return self.script.pop(0) if self.script else {}
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                try:
+                    body = json.loads(raw or b"{}")
+                except ValueError:
+                    body = {}
+                fake.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                entry = fake._next()
+                if entry.get("delay"):
+                    time.sleep(entry["delay"])
+                if entry.get("drop"):
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                if "status" in entry and entry["status"] != 200:
+                    payload = {"error": {"message": entry.get("message", "injected fault"), "type": "fault"}}
+                    self._send(entry["status"], json.dumps(payload).encode(), entry.get("headers", {}))
+                    return
+                if entry.get("malformed"):
+                    self._send(200, b"{not json", {})
+                    return
+                answer = (
+                    fake.anthropic_answer(body, entry)
+                    if fake.flavour == "anthropic"
+                    else fake.openai_answer(body, entry)
+                )
+                self._send(200, json.dumps(answer).encode(), {})
+
+            def _send(self, status: int, data: bytes, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler
+
+    @staticmethod
+    def _last_user(body: dict[str, Any]) -> str:
+        for message in reversed(body.get("messages", [])):
+            if message.get("role") == "user":
+                content = message.get("content")
+                return content if isinstance(content, str) else json.dumps(content)
+        return ""
+
+    def openai_answer(self, body: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": entry.get("content", f"Fake answer to: {self._last_user(body)[:80]}"),
+        }
+        finish = "stop"
+        if "tool_call" in entry:
+            call = entry["tool_call"]
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": f"call_{len(self.requests)}",
+                        "type": "function",
+                        "function": {"name": call["name"], "arguments": json.dumps(call["arguments"])},
+                    }
+                ],
+            }
+            finish = "tool_calls"
+        return {
+            "id": f"chatcmpl-{len(self.requests)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "fake"),
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150},
+        }
+
+    def anthropic_answer(self, body: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+        content: list[dict[str, Any]] = [
+            {"type": "text", "text": entry.get("content", f"Fake Claude answer to: {self._last_user(body)[:80]}")}
+        ]
+        stop = "end_turn"
+        if "tool_call" in entry:
+            call = entry["tool_call"]
+            content = [
+                {
+                    "type": "tool_use",
+                    "id": f"toolu_{len(self.requests)}",
+                    "name": call["name"],
+                    "input": call["arguments"],
+                }
+            ]
+            stop = "tool_use"
+        return {
+            "id": f"msg_{len(self.requests)}",
+            "type": "message",
+            "role": "assistant",
+            "model": body.get("model", "claude-fake"),
+            "content": content,
+            "stop_reason": stop,
+            "usage": {"input_tokens": 100, "output_tokens": 50},
+        }
+
+
+@contextmanager
+def fake_llm(flavour: str = "openai") -> Iterator[FakeLLM]:
+    server = FakeLLM(flavour).start()
+    try:
+        yield server
+    finally:
+        server.stop()

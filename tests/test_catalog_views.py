@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from catalog.models import Workflow
+from runs.models import Mode, Run, Status
+
+from .factories import WorkflowVersionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_every_page_but_the_login_page_needs_a_login(client, catalog):
+    for url in (
+        reverse("catalog:index"),
+        reverse("catalog:detail", args=["learn-agentic-ai"]),
+        reverse("runs:history"),
+    ):
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("login"))
+    assert client.get(reverse("login")).status_code == 200
+
+
+def test_the_catalog_lists_workflows_and_filters_by_persona(alice_client, catalog):
+    WorkflowVersionFactory(
+        workflow__slug="for-researchers", workflow__title="Paper reader", workflow__personas=["researcher"]
+    )
+    page = alice_client.get(reverse("catalog:index")).content.decode()
+    assert "Learn Agentic AI" in page and "Paper reader" in page
+    page = alice_client.get(reverse("catalog:index"), {"persona": "student"}).content.decode()
+    assert "Learn Agentic AI" in page and "Paper reader" not in page
+
+
+def test_the_catalog_answers_htmx_with_the_list_fragment_only(alice_client, catalog):
+    response = alice_client.get(reverse("catalog:index"), {"persona": "student"}, HTTP_HX_REQUEST="true")
+    assert b"<html" not in response.content
+    assert b"Learn Agentic AI" in response.content
+
+
+def test_the_catalog_uses_a_fixed_number_of_queries(alice_client, catalog, django_assert_max_num_queries):
+    for _ in range(10):
+        WorkflowVersionFactory()
+    with django_assert_max_num_queries(3):  # session, user, workflows
+        page = alice_client.get(reverse("catalog:index")).content.decode()
+    assert page.count('class="card"') == 11
+
+
+def test_a_disabled_workflow_is_hidden_and_cannot_be_run(alice_client, catalog):
+    Workflow.objects.filter(pk=catalog.pk).update(enabled=False)
+    assert b"Learn Agentic AI" not in alice_client.get(reverse("catalog:index")).content
+    assert alice_client.get(reverse("catalog:detail", args=[catalog.slug])).status_code == 404
+
+
+def test_the_workflow_page_shows_a_form_built_from_the_schema(alice_client, catalog):
+    page = alice_client.get(reverse("catalog:detail", args=[catalog.slug])).content.decode()
+    assert 'name="topic"' in page and 'value="The agent loop and tool use"' in page
+    assert "<textarea" in page and "<select" in page and 'type="checkbox"' in page
+    assert 'type="number"' in page and 'max="240"' in page
+    assert "learn-agentic-ai" in page  # its skill
+
+
+def test_submitting_creates_a_queued_run_and_redirects_to_it(
+    alice_client, alice, catalog, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = alice_client.post(
+            reverse("catalog:detail", args=[catalog.slug]),
+            {"topic": "Planning", "level": "beginner", "session_minutes": "30", "focus": ["planning"], "mode": "test"},
+        )
+    run = Run.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("runs:detail", args=[run.pk])
+    assert (run.user, run.status, run.mode) == (alice, Status.QUEUED, Mode.TEST)
+    assert run.inputs["topic"] == "Planning" and run.inputs["focus"] == ["planning"]
+    assert len(callbacks) == 1  # the task is queued only once the row is committed
+
+
+def test_bad_input_shows_errors_beside_the_field_and_creates_no_run(alice_client, catalog):
+    response = alice_client.post(
+        reverse("catalog:detail", args=[catalog.slug]),
+        {"topic": "x" * 500, "level": "wizard", "session_minutes": "5", "mode": "test"},
+    )
+    assert response.status_code == 422
+    page = response.content.decode()
+    assert 'id="id_topic_error"' in page and 'id="id_level_error"' in page and 'id="id_session_minutes_error"' in page
+    assert not Run.objects.exists()
+
+
+def test_a_full_run_before_a_test_run_is_refused_on_the_page(alice_client, catalog):
+    response = alice_client.post(
+        reverse("catalog:detail", args=[catalog.slug]),
+        {"topic": "Planning", "level": "beginner", "session_minutes": "30", "mode": "full"},
+    )
+    assert response.status_code == 422
+    assert b"needs a passed test run" in response.content
+    assert not Run.objects.exists()

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from runs import pipeline, services
+from runs.models import Mode, Run, Status
+
+from .factories import RunFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def finished_run(catalog, alice):
+    run = services.start_run(
+        workflow_version=catalog.latest_version, user=alice, inputs={}, mode=Mode.TEST, queue=False
+    )
+    pipeline.execute(run.pk)
+    run.refresh_from_db()
+    return run
+
+
+def test_the_run_page_shows_status_costs_and_sanitized_notes(alice_client, finished_run):
+    page = alice_client.get(reverse("runs:detail", args=[finished_run.pk])).content.decode()
+    assert "Succeeded" in page
+    assert "offline demo, not AI" in page
+    assert "unpriced" in page
+    assert "<h1>Learn Agentic AI: The agent loop and tool use</h1>" in page
+    assert 'role="status"' in page and 'aria-live="polite"' in page
+    assert "hx-trigger" not in page  # polling stops once the run has ended
+
+
+def test_a_running_run_page_polls_its_status_fragment(alice_client, alice, catalog):
+    run = RunFactory(user=alice, workflow_version=catalog.latest_version, status=Status.RUNNING)
+    page = alice_client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+    assert f'hx-get="{reverse("runs:status", args=[run.pk])}"' in page
+    assert 'hx-trigger="every 1.0s"' in page
+    fragment = alice_client.get(reverse("runs:status", args=[run.pk]), HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" not in fragment and 'id="run-body"' in fragment
+    assert 'hx-swap-oob="innerHTML:#run-announcer"' in fragment
+
+
+def test_artifacts_download_as_attachments(alice_client, finished_run):
+    response = alice_client.get(reverse("runs:download", args=[finished_run.pk, "notes.md"]))
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == 'attachment; filename="notes.md"'
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert b"".join(response.streaming_content).startswith(b"# Learn Agentic AI")
+    trace = alice_client.get(reverse("runs:download", args=[finished_run.pk, "trace.json"]))
+    assert trace["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize("name", ["../../db.sqlite3", "..%2F..%2Fdb.sqlite3", "missing.md", ".env"])
+def test_a_download_outside_the_runs_artifacts_answers_404(alice_client, finished_run, name):
+    assert alice_client.get(reverse("runs:detail", args=[finished_run.pk]) + f"artifacts/{name}").status_code == 404
+
+
+def test_another_users_run_answers_404_for_every_action(client, bob, finished_run):
+    client.force_login(bob)
+    for name in ("runs:detail", "runs:status"):
+        assert client.get(reverse(name, args=[finished_run.pk])).status_code == 404
+    assert client.get(reverse("runs:download", args=[finished_run.pk, "notes.md"])).status_code == 404
+    for name in ("runs:cancel", "runs:full"):
+        assert client.post(reverse(name, args=[finished_run.pk])).status_code == 404
+    assert Run.objects.count() == 1
+
+
+def test_run_full_from_a_passed_test_run_starts_a_full_run(alice_client, finished_run):
+    response = alice_client.post(reverse("runs:full", args=[finished_run.pk]))
+    full = Run.objects.get(mode=Mode.FULL)
+    assert response["Location"] == reverse("runs:detail", args=[full.pk])
+    assert full.inputs == finished_run.inputs
+
+
+def test_cancel_stops_a_queued_run(alice_client, alice, catalog):
+    run = RunFactory(user=alice, workflow_version=catalog.latest_version)
+    alice_client.post(reverse("runs:cancel", args=[run.pk]))
+    run.refresh_from_db()
+    assert run.status == Status.CANCELLED
+
+
+def test_the_history_lists_only_my_runs_in_a_fixed_number_of_queries(alice_client, alice, bob, catalog):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries_for_history() -> tuple[int, str]:
+        with CaptureQueriesContext(connection) as ctx:
+            page = alice_client.get(reverse("runs:history")).content.decode()
+        return len(ctx.captured_queries), page
+
+    RunFactory(user=alice, workflow_version=catalog.latest_version)
+    one, _ = queries_for_history()
+    for _ in range(7):
+        RunFactory(user=alice, workflow_version=catalog.latest_version)
+    RunFactory(user=bob, workflow_version=catalog.latest_version, inputs={"topic": "bobs"})
+    eight, page = queries_for_history()
+    assert eight == one  # no query per row
+    assert page.count("Learn Agentic AI</a>") == 8

@@ -5,11 +5,12 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("catalog.urls")),
     path("runs/", include("runs.urls")),
+    path("settings/", include("settings_app.urls")),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
 ]
 
-handler404 = "settings_app.views.not_found"
-handler403 = "settings_app.views.forbidden"
-handler500 = "settings_app.views.server_error"
+handler404 = "settings_app.errors.not_found"
+handler403 = "settings_app.errors.forbidden"
+handler500 = "settings_app.errors.server_error"

@@ -1,19 +1,47 @@
 from django import forms
 from django.contrib import admin
 
+from settings_app.audit import client_ip, record
+from settings_app.models import AuditAction
+
+from . import services
 from .models import ProviderConnection
 
 
-class ConnectionForm(forms.ModelForm):
+class ConnectionAdminForm(forms.ModelForm):
     api_key = forms.CharField(
         required=False,
-        widget=forms.PasswordInput(render_value=False),
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
         help_text="Write-only: leave empty to keep the stored key. It is never shown again.",
     )
 
     class Meta:
         model = ProviderConnection
-        fields = ("provider", "label", "api_key", "api_base", "default_model", "enabled")
+        fields = (
+            "provider",
+            "label",
+            "api_key",
+            "api_base",
+            "allow_private_network",
+            "default_model",
+            "enabled",
+            "requests_per_minute",
+            "tokens_per_minute",
+        )
+
+    def clean(self):
+        data = super().clean() or {}
+        try:
+            services.check_connection_settings(
+                data.get("provider", ""),
+                data.get("api_key", ""),
+                data.get("api_base", ""),
+                data.get("allow_private_network", False),
+                self.instance if self.instance.pk else None,
+            )
+        except services.ConnectionError_ as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return data
 
     def save(self, commit=True):
         connection = super().save(commit=False)
@@ -26,7 +54,20 @@ class ConnectionForm(forms.ModelForm):
 
 @admin.register(ProviderConnection)
 class ProviderConnectionAdmin(admin.ModelAdmin):
-    form = ConnectionForm
+    form = ConnectionAdminForm
     list_display = ("label", "provider", "masked_key", "default_model", "enabled", "status", "last_tested_at")
     list_filter = ("provider", "enabled", "status")
-    readonly_fields = ("masked_key", "status", "status_message", "last_tested_at")
+    readonly_fields = ("masked_key", "status", "status_message", "last_tested_at", "from_environment")
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        fields = sorted(set(form.changed_data) - {"api_key"} | ({"key"} if form.cleaned_data.get("api_key") else set()))
+        action = AuditAction.CHANGED if change else AuditAction.CREATED
+        record(action, obj, actor=request.user, ip=client_ip(request), fields=fields)
+
+    def delete_model(self, request, obj):
+        services.delete_connection(obj, actor=request.user, ip=client_ip(request))
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            services.delete_connection(obj, actor=request.user, ip=client_ip(request))

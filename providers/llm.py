@@ -155,7 +155,9 @@ def _error(exc: Exception, target: Target) -> ProviderError:
         return ProviderError(f"{name} does not know the model {target.model}.", kind="unknown_model", retryable=False)
     if isinstance(exc, litellm.ContextWindowExceededError):
         return ProviderError(f"The prompt is too long for {target.model}.", kind="context", retryable=False)
-    if isinstance(exc, litellm.APIConnectionError) and not isinstance(exc, litellm.InternalServerError):
+    # LiteLLM reports a refused or dropped connection as an InternalServerError("Connection error.").
+    dropped = isinstance(exc, litellm.InternalServerError) and "connection error" in detail.lower()
+    if dropped or (isinstance(exc, litellm.APIConnectionError) and not isinstance(exc, litellm.InternalServerError)):
         return ProviderError(f"{name} could not be reached ({detail}).", kind="unreachable", retryable=True)
     if (status and int(status) >= 500) or isinstance(
         exc, (litellm.InternalServerError, litellm.ServiceUnavailableError)

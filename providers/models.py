@@ -27,8 +27,14 @@ class ProviderConnection(models.Model):
     encrypted_key = models.TextField(blank=True, editable=False)
     key_last4 = models.CharField(max_length=4, blank=True, editable=False)
     api_base = models.URLField(blank=True, help_text="Only for OpenAI-compatible servers or a proxy.")
+    allow_private_network = models.BooleanField(
+        default=False, help_text="Allow a base URL on a private or loopback address (a local Ollama, vLLM, LM Studio)."
+    )
     default_model = models.CharField(max_length=120, blank=True)
     enabled = models.BooleanField(default=True)
+    from_environment = models.BooleanField(default=False, editable=False)
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: no limit.")
+    tokens_per_minute = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: no limit.")
     status = models.CharField(max_length=16, choices=ConnectionStatus.choices, default=ConnectionStatus.UNTESTED)
     status_message = models.CharField(max_length=300, blank=True)
     last_tested_at = models.DateTimeField(null=True, blank=True)
@@ -52,3 +58,18 @@ class ProviderConnection(models.Model):
     @property
     def masked_key(self) -> str:
         return f"••••{self.key_last4}" if self.encrypted_key else "—"
+
+
+class RateWindow(models.Model):
+    """Requests and tokens used per connection and minute, shared by every worker process (not memory)."""
+
+    connection = models.ForeignKey(ProviderConnection, on_delete=models.CASCADE, related_name="+")
+    minute = models.DateTimeField()
+    requests = models.PositiveIntegerField(default=0)
+    tokens = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connection", "minute"], name="unique_rate_window")]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id} {self.minute:%H:%M}: {self.requests} requests, {self.tokens} tokens"

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from . import llm
+from . import llm, ratelimit
 from .resolution import Target
 
 MAX_RETRIES = 2
@@ -35,6 +35,34 @@ def backoff(attempt: int, retry_after: float | None) -> float:
     return min(MAX_DELAY, BASE_DELAY * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
 
 
+def _wait_for_rate_limit(
+    target: Target,
+    messages: list[dict[str, Any]],
+    kwargs: dict[str, Any],
+    sleep: Callable[[float], None],
+    deadline: float | None,
+) -> None:
+    if target.connection_id is None or (target.requests_per_minute is None and target.tokens_per_minute is None):
+        return
+    tokens = int(kwargs.get("max_tokens") or 0)
+    if target.tokens_per_minute is not None:
+        tokens += llm.count_tokens(target, messages, kwargs.get("tools"))
+    while True:
+        wait = ratelimit.reserve(
+            target.connection_id, tokens=tokens, rpm=target.requests_per_minute, tpm=target.tokens_per_minute
+        )
+        if not wait:
+            return
+        if deadline is not None and time.monotonic() + wait >= deadline:
+            raise llm.ProviderError(
+                f"The rate limit set for this {target.provider} connection is reached, and waiting for it would "
+                "pass the run's time limit.",
+                kind="local_rate_limit",
+                retryable=False,
+            )
+        sleep(wait)
+
+
 def call(
     targets: list[Target],
     messages: list[dict[str, Any]],
@@ -49,6 +77,7 @@ def call(
     last: llm.ProviderError | None = None
     for target in targets:
         for attempt in range(1, MAX_RETRIES + 2):
+            _wait_for_rate_limit(target, messages, kwargs, sleep, deadline)
             started = time.monotonic()
             try:
                 result = llm.complete(target, messages, price=prices.get(target.model), **kwargs)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from .crypto import decrypt
 from .models import Provider, ProviderConnection
 from .offline import MODEL as OFFLINE_MODEL
+from .ssrf import check_base_url
 
 
 class ModelNotAvailable(Exception):
@@ -23,6 +24,8 @@ class Target:
     api_key: str | None = field(default=None, repr=False)
     api_base: str | None = None
     connection_id: int | None = None
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
 
     @property
     def is_offline(self) -> bool:
@@ -37,11 +40,17 @@ def split_model(name: str) -> tuple[str, str]:
     return provider, model
 
 
-def _target(name: str, connection: ProviderConnection | None) -> Target:
+def target_for(name: str, connection: ProviderConnection | None) -> Target:
+    """A callable target: the key decrypted (SecretUnreadable if it cannot be) and the base URL checked
+    against the SSRF guard at call time, since DNS answers can change after the URL was saved."""
     provider, model = split_model(name)
     if provider == Provider.OFFLINE:
-        return Target(model=name, provider=provider, litellm_model=OFFLINE_MODEL)
+        return Target(model=f"{provider}/{model}", provider=provider, litellm_model=OFFLINE_MODEL)
     assert connection is not None
+    if model == "default" and connection.default_model:
+        name, model = connection.default_model, split_model(connection.default_model)[1]
+    if connection.api_base:
+        check_base_url(connection.api_base, allow_private=connection.allow_private_network)
     key = decrypt(connection.encrypted_key) if connection.encrypted_key else None
     # An OpenAI-compatible server speaks the OpenAI protocol at its own base URL.
     litellm_model = f"openai/{model}" if provider == Provider.OPENAI_COMPATIBLE else name
@@ -52,6 +61,8 @@ def _target(name: str, connection: ProviderConnection | None) -> Target:
         api_key=key or ("not-needed" if provider == Provider.OPENAI_COMPATIBLE else None),
         api_base=connection.api_base or None,
         connection_id=connection.pk,
+        requests_per_minute=connection.requests_per_minute,
+        tokens_per_minute=connection.tokens_per_minute,
     )
 
 
@@ -80,7 +91,7 @@ def resolve(preferences: list[str], *, explicit: bool) -> list[Target]:
         split_model(name)
     connections = configured_connections()
     targets = [
-        _target(name, connections.get(split_model(name)[0]))
+        target_for(name, connections.get(split_model(name)[0]))
         for name in preferences
         if split_model(name)[0] == Provider.OFFLINE or split_model(name)[0] in connections
     ]
@@ -89,7 +100,7 @@ def resolve(preferences: list[str], *, explicit: bool) -> list[Target]:
             targets = [t for t in targets if not t.is_offline]
         return targets
     if not explicit and not connections:
-        return [_target(OFFLINE_MODEL, None)]
+        return [target_for(OFFLINE_MODEL, None)]
     raise ModelNotAvailable(
         "None of the models " + ", ".join(preferences) + " has a connected provider. Connect one in Settings."
     )

@@ -22,7 +22,11 @@ from catalog import templating
 from catalog.models import SkillVersion
 from providers import llm, resilience
 from providers.crypto import EncryptionNotConfigured, SecretUnreadable
+from providers.models import ProviderConnection
 from providers.resolution import ModelNotAvailable, Target, resolve
+from providers.ssrf import UnsafeURL
+from settings_app import audit
+from settings_app.models import AuditAction
 
 from . import progression, tools
 from .models import Artifact, Mode, Run, Status
@@ -152,8 +156,9 @@ class Executor:
         explicit = bool(run.requested_models)
         try:
             self.targets = resolve(run.requested_models or spec.get("models", []), explicit=explicit)
-        except (ModelNotAvailable, SecretUnreadable, EncryptionNotConfigured) as exc:
+        except (ModelNotAvailable, SecretUnreadable, EncryptionNotConfigured, UnsafeURL) as exc:
             raise RunStopped(Status.FAILED, str(exc)) from exc
+        self._audit_use()
         for target in self.targets:
             self.trace.hide(target.api_key)
             self.prices[target.model] = llm.price_of(target)
@@ -172,6 +177,13 @@ class Executor:
                 Status.STOPPED,
                 f"Refused: the estimated cost ${estimate:.6f} is above the budget ${budget:.6f}.",
             )
+
+    def _audit_use(self) -> None:
+        connections = ProviderConnection.objects.filter(
+            pk__in=[t.connection_id for t in self.targets if t.connection_id]
+        )
+        for connection in connections:
+            audit.record(AuditAction.USED, connection, actor=self.run.user, run=str(self.run.pk))
 
     def estimate(self, target: Target) -> Decimal | None:
         """Upper estimate: each step's prompt (earlier outputs at their cap) plus the mode's max output

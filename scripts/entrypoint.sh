@@ -37,6 +37,7 @@ prepare() {
   manage migrate --noinput
   manage collectstatic --noinput --verbosity 0
   manage sync_workflows
+  manage connect_env_providers
   manage ensure_admin
 }
 

@@ -1,23 +1,80 @@
-"""Error pages in the site's style, in plain words."""
+"""The provider settings page: connect, test, change and remove provider connections (operators only)."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from django.template.loader import render_to_string
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from providers import services
+from providers.models import ProviderConnection
+
+from .audit import client_ip
+from .forms import ConnectionForm
+from .htmx import HtmxHttpRequest
+
+MANAGE = "providers.change_providerconnection"
 
 
-def _page(request: HttpRequest, status: int, title: str, message: str) -> HttpResponse:
-    html = render_to_string("error.html", {"status": status, "title": title, "message": message}, request=request)
-    return HttpResponse(html, status=status)
+def _save(request: HtmxHttpRequest, form: ConnectionForm, connection: ProviderConnection | None) -> bool:
+    if not form.is_valid():
+        return False
+    try:
+        services.save_connection(actor=request.user, ip=client_ip(request), connection=connection, **form.cleaned_data)
+    except services.ConnectionError_ as exc:
+        form.add_error(None, str(exc))
+        return False
+    return True
 
 
-def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return _page(request, 404, "Not found", "There is nothing here, or it is not yours to see.")
+@permission_required(MANAGE, raise_exception=True)
+def providers(request: HtmxHttpRequest) -> HttpResponse:
+    form = ConnectionForm(
+        request.POST or None, initial={"provider": "offline", "label": "Offline demo", "default_model": "offline/demo"}
+    )
+    if request.method == "POST" and _save(request, form, None):
+        messages.success(request, "Connection saved. Test it to check that it works.")
+        return redirect("settings:providers")
+    connections = ProviderConnection.objects.order_by("provider", "label")
+    status = 422 if request.method == "POST" else 200
+    return render(request, "settings_app/providers.html", {"form": form, "connections": connections}, status=status)
 
 
-def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return _page(request, 403, "Not allowed", "You do not have permission to do that.")
+@permission_required(MANAGE, raise_exception=True)
+def edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    connection = get_object_or_404(ProviderConnection, pk=pk)
+    initial = {
+        "provider": connection.provider,
+        "label": connection.label,
+        "api_base": connection.api_base,
+        "allow_private_network": connection.allow_private_network,
+        "default_model": connection.default_model,
+    }
+    form = ConnectionForm(request.POST or None, initial=initial)
+    if request.method == "POST" and _save(request, form, connection):
+        messages.success(request, "Connection updated.")
+        return redirect("settings:providers")
+    status = 422 if request.method == "POST" else 200
+    return render(request, "settings_app/edit.html", {"form": form, "connection": connection}, status=status)
 
 
-def server_error(request: HttpRequest) -> HttpResponse:
-    return _page(request, 500, "Something went wrong", "The error was logged. Please try again in a moment.")
+@require_POST
+@permission_required(MANAGE, raise_exception=True)
+def test(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    connection = get_object_or_404(ProviderConnection, pk=pk)
+    ok, message = services.test_connection(connection, actor=request.user, ip=client_ip(request))
+    if request.htmx:
+        return render(request, "settings_app/_connection_row.html", {"c": connection, "announce": message})
+    (messages.success if ok else messages.error)(request, message)
+    return redirect("settings:providers")
+
+
+@require_POST
+@permission_required("providers.delete_providerconnection", raise_exception=True)
+def delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    connection = get_object_or_404(ProviderConnection, pk=pk)
+    services.delete_connection(connection, actor=request.user, ip=client_ip(request))
+    messages.success(request, "Connection removed; its key is deleted.")
+    return redirect("settings:providers")

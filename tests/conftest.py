@@ -44,3 +44,17 @@ def _no_real_network(monkeypatch):
     for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "DEEPSEEK_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+@pytest.fixture
+def count_queries():
+    """Queries one GET makes, with the page: list pages must not grow with their rows."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def count(client, url: str) -> tuple[int, str]:
+        with CaptureQueriesContext(connection) as ctx:
+            page = client.get(url).content.decode()
+        return len(ctx.captured_queries), page
+
+    return count

@@ -33,8 +33,15 @@ def test_a_run_submitted_on_the_web_is_executed_by_a_real_qcluster(live_server, 
     )
     run = Run.objects.get()
     assert run_path == f"/runs/{run.pk}/"
+
+    # Poll the way the page does: the status fragment, until it stops asking to be polled.
+    def finished() -> bool:
+        fragment = client.get(f"{run_path}status/")
+        assert fragment.status_code == 200
+        return 'id="run-body"' in fragment.text and "hx-trigger" not in fragment.text
+
     wait_for(
-        lambda: Run.objects.get().is_finished,
+        finished,
         timeout=40,
         message=f"the run to finish (log: {tmp_path / 'qcluster.log'})",
     )

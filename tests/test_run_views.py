@@ -80,20 +80,12 @@ def test_cancel_stops_a_queued_run(alice_client, alice, catalog):
     assert run.status == Status.CANCELLED
 
 
-def test_the_history_lists_only_my_runs_in_a_fixed_number_of_queries(alice_client, alice, bob, catalog):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    def queries_for_history() -> tuple[int, str]:
-        with CaptureQueriesContext(connection) as ctx:
-            page = alice_client.get(reverse("runs:history")).content.decode()
-        return len(ctx.captured_queries), page
-
+def test_the_history_lists_only_my_runs_in_a_fixed_number_of_queries(alice_client, alice, bob, catalog, count_queries):
     RunFactory(user=alice, workflow_version=catalog.latest_version)
-    one, _ = queries_for_history()
+    one, _ = count_queries(alice_client, reverse("runs:history"))
     for _ in range(7):
         RunFactory(user=alice, workflow_version=catalog.latest_version)
     RunFactory(user=bob, workflow_version=catalog.latest_version, inputs={"topic": "bobs"})
-    eight, page = queries_for_history()
+    eight, page = count_queries(alice_client, reverse("runs:history"))
     assert eight == one  # no query per row
     assert page.count("Learn Agentic AI</a>") == 8

@@ -14,10 +14,11 @@ Script entries (consumed in order; when the script is empty, a plain answer is s
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -27,6 +28,7 @@ class FakeLLM:
         self.flavour = flavour
         self.script: list[dict[str, Any]] = []
         self.requests: list[dict[str, Any]] = []
+        self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -47,6 +49,9 @@ class FakeLLM:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        for sock in list(self._open):  # keep-alive connections would otherwise outlive the server
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def push(self, *entries: dict[str, Any]) -> None:
         with self._lock:
@@ -64,6 +69,14 @@ class FakeLLM:
 
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                fake._open.add(self.connection)
+
+            def finish(self) -> None:
+                fake._open.discard(self.connection)
+                super().finish()
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)

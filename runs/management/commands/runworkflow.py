@@ -15,7 +15,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from catalog import inputs as run_inputs
 from catalog.models import Workflow
+from providers.crypto import EncryptionNotConfigured
 from providers.resolution import ModelNotAvailable
+from providers.services import ConnectionError_, import_environment
 from runs import services
 from runs.models import Mode, Run, Status
 
@@ -54,6 +56,10 @@ class Command(BaseCommand):
                 f"Unknown workflow '{options['workflow']}'. Known workflows: {known or 'none (run sync_workflows)'}."
             )
         version = workflow.latest_version
+        try:
+            import_environment()  # a headless start-up: keys from the environment become encrypted connections
+        except (ConnectionError_, EncryptionNotConfigured) as exc:
+            raise CommandError(str(exc)) from exc
         values = self._inputs(version.input_schema, options)
         budget = self._budget(options["budget_usd"])
         user, _ = get_user_model().objects.get_or_create(username=options["user"])

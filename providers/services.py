@@ -1,0 +1,174 @@
+"""Writes to provider connections: save, delete, test, import from the environment, rotate keys.
+Each one leaves an audit event (never the secret)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from settings_app.audit import record
+from settings_app.models import AuditAction
+
+from . import crypto, llm
+from .models import ConnectionStatus, Provider, ProviderConnection
+from .registry import PROVIDERS
+from .resolution import target_for
+from .ssrf import UnsafeURL, check_base_url
+
+ENV_LABEL = "From environment"
+
+
+class ConnectionError_(Exception):
+    """A connection that cannot be saved as asked, in plain words."""
+
+
+def check_connection_settings(
+    provider: str, api_key: str, api_base: str, allow_private: bool, existing: ProviderConnection | None
+) -> None:
+    info = PROVIDERS[provider]
+    if provider == Provider.OPENAI_COMPATIBLE and not api_base:
+        raise ConnectionError_(
+            "An OpenAI-compatible server needs its base URL (for example http://127.0.0.1:11434/v1)."
+        )
+    if info.needs_key and not api_key and not (existing and existing.encrypted_key):
+        raise ConnectionError_(f"{Provider(provider).label} needs an API key.")
+    if api_base:
+        try:
+            check_base_url(api_base, allow_private=allow_private)
+        except UnsafeURL as exc:
+            raise ConnectionError_(str(exc)) from exc
+
+
+@transaction.atomic
+def save_connection(
+    *,
+    actor: Any,
+    ip: str | None,
+    provider: str,
+    label: str,
+    api_key: str = "",
+    api_base: str = "",
+    default_model: str = "",
+    allow_private_network: bool = False,
+    connection: ProviderConnection | None = None,
+) -> ProviderConnection:
+    check_connection_settings(provider, api_key, api_base, allow_private_network, connection)
+    created = connection is None
+    conn = connection or ProviderConnection(provider=provider, created_by=actor if getattr(actor, "pk", None) else None)
+    changed = [
+        name
+        for name, value in (("label", label), ("api_base", api_base), ("default_model", default_model))
+        if getattr(conn, name) != value
+    ]
+    conn.provider, conn.label, conn.api_base = provider, label, api_base
+    conn.default_model = default_model or f"{provider}/{PROVIDERS[provider].models[0]}"
+    conn.allow_private_network = allow_private_network
+    if api_key:
+        conn.set_key(api_key)
+        changed.append("key")
+        conn.status = ConnectionStatus.UNTESTED
+    conn.save()
+    record(AuditAction.CREATED if created else AuditAction.CHANGED, conn, actor=actor, ip=ip, fields=sorted(changed))
+    return conn
+
+
+@transaction.atomic
+def delete_connection(connection: ProviderConnection, *, actor: Any, ip: str | None) -> None:
+    record(AuditAction.DELETED, connection, actor=actor, ip=ip)
+    connection.delete()
+
+
+FRIENDLY = {
+    "auth": "The provider refused the key: it is wrong or revoked.",
+    "quota": "The key works, but the account has no quota or credit left.",
+    "unreachable": "The provider could not be reached: check the base URL and the network.",
+    "timeout": "The provider did not answer in time.",
+    "unknown_model": "The provider does not know the default model; choose another one.",
+    "rate_limit": "The provider is rate-limiting this key right now; try again in a minute.",
+    "server": "The provider had a server error; try again later.",
+}
+
+
+def test_connection(connection: ProviderConnection, *, actor: Any, ip: str | None) -> tuple[bool, str]:
+    """One minimal real call. Returns (ok, a sentence for the user); the connection keeps the outcome."""
+    label = Provider(connection.provider).label
+    try:
+        target = target_for(connection.default_model or f"{connection.provider}/default", connection)
+        llm.complete(target, [{"role": "user", "content": "Reply with OK."}], max_tokens=5, timeout=20)
+    except crypto.SecretUnreadable as exc:
+        ok, message = False, str(exc)
+    except UnsafeURL as exc:
+        ok, message = False, str(exc)
+    except llm.ProviderError as exc:
+        ok, message = False, FRIENDLY.get(exc.kind, exc.message)
+    else:
+        ok, message = True, f"Connected to {label}."
+    connection.status = ConnectionStatus.CONNECTED if ok else ConnectionStatus.FAILED
+    connection.status_message = message[:300]
+    connection.last_tested_at = timezone.now()
+    connection.save(update_fields=["status", "status_message", "last_tested_at", "updated_at"])
+    record(AuditAction.TESTED, connection, actor=actor, ip=ip, ok=ok)
+    return ok, message
+
+
+def import_environment(environ: dict[str, str] | None = None) -> list[ProviderConnection]:
+    """Create or update one encrypted connection per <PROVIDER>_API_KEY set in the environment.
+
+    A `<PROVIDER>_API_BASE` set beside it is operator configuration, so a private or loopback address is
+    allowed for that connection (link-local and metadata addresses never are)."""
+    env = os.environ if environ is None else environ
+    done = []
+    for provider, info in PROVIDERS.items():
+        key = env.get(info.env_key or "", "").strip() if info.env_key else ""
+        if not key:
+            continue
+        base = env.get(info.env_base or "", "").strip() if info.env_base else ""
+        existing = ProviderConnection.objects.filter(provider=provider, from_environment=True).first()
+        unchanged = (
+            existing is not None
+            and existing.api_base == base
+            and existing.encrypted_key
+            and _same_key(existing.encrypted_key, key)
+        )
+        if unchanged:
+            assert existing is not None
+            done.append(existing)
+            continue
+        conn = save_connection(
+            actor=None,
+            ip=None,
+            provider=provider,
+            label=ENV_LABEL,
+            api_key=key,
+            api_base=base,
+            default_model=existing.default_model if existing else "",
+            allow_private_network=bool(base),
+            connection=existing,
+        )
+        if not conn.from_environment:
+            conn.from_environment = True
+            conn.save(update_fields=["from_environment"])
+        done.append(conn)
+    return done
+
+
+def _same_key(token: str, key: str) -> bool:
+    try:
+        return crypto.decrypt(token) == key
+    except crypto.SecretUnreadable:
+        return False
+
+
+@transaction.atomic
+def rotate_keys(*, actor: Any = None) -> int:
+    """Re-encrypt every stored key under the primary key. Fails whole if one cannot be decrypted."""
+    count = 0
+    for conn in ProviderConnection.objects.select_for_update().exclude(encrypted_key=""):
+        conn.encrypted_key = crypto.rotate(conn.encrypted_key)
+        conn.save(update_fields=["encrypted_key"])
+        record(AuditAction.ROTATED, conn, actor=actor)
+        count += 1
+    return count

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from . import views
+
+app_name = "settings"
+urlpatterns = [
+    path("providers/", views.providers, name="providers"),
+    path("providers/<int:pk>/", views.edit, name="edit"),
+    path("providers/<int:pk>/test/", views.test, name="test"),
+    path("providers/<int:pk>/delete/", views.delete, name="delete"),
+]

@@ -156,6 +156,10 @@ FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 RUN_MAX_SECONDS = env.int("RUN_MAX_SECONDS", default=900)
 FULL_RUN_WINDOW_HOURS = env.int("FULL_RUN_WINDOW_HOURS", default=24 * 7)
 RUN_POLL_SECONDS = env.float("RUN_POLL_SECONDS", default=1.0)
+RUN_HEARTBEAT_SECONDS = env.float("RUN_HEARTBEAT_SECONDS", default=10.0)
+# A running run without a heartbeat for this long has lost its worker: it is marked failed and resumable.
+RUN_STALE_SECONDS = env.int("RUN_STALE_SECONDS", default=60)
+RETENTION_DAYS = env.int("RETENTION_DAYS", default=30)
 
 # django-q2 with the ORM broker. `retry` stays above `timeout` so a task still running is never
 # handed to a second worker; max_attempts is finite; runs are claimed atomically all the same.

@@ -5,7 +5,7 @@ from settings_app.audit import client_ip, record
 from settings_app.models import AuditAction
 
 from . import services
-from .models import ProviderConnection
+from .models import ModelPrice, ProviderConnection
 
 
 class ConnectionAdminForm(forms.ModelForm):
@@ -27,6 +27,7 @@ class ConnectionAdminForm(forms.ModelForm):
             "enabled",
             "requests_per_minute",
             "tokens_per_minute",
+            "monthly_budget_usd",
         )
 
     def clean(self):
@@ -71,3 +72,9 @@ class ProviderConnectionAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for obj in queryset:
             services.delete_connection(obj, actor=request.user, ip=client_ip(request))
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(admin.ModelAdmin):
+    list_display = ("model", "input_per_million", "output_per_million")
+    search_fields = ("model",)

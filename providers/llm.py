@@ -239,10 +239,8 @@ def count_tokens(target: Target, messages: list[dict[str, Any]], tools: list[dic
     return int(lib().token_counter(model=target.litellm_model, messages=messages, tools=tools))
 
 
-def price_of(target: Target) -> Price | None:
-    """Per-token prices from LiteLLM's bundled map; None when the model is unpriced (offline, unknown)."""
-    if target.is_offline:
-        return None
+def map_price(target: Target) -> Price | None:
+    """Per-token prices from LiteLLM's bundled map; None when the model is not in it."""
     model_cost = lib().model_cost
     _, _, bare = target.model.partition("/")
     info = model_cost.get(target.litellm_model) or model_cost.get(bare)

@@ -35,6 +35,13 @@ class ProviderConnection(models.Model):
     from_environment = models.BooleanField(default=False, editable=False)
     requests_per_minute = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: no limit.")
     tokens_per_minute = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: no limit.")
+    monthly_budget_usd = models.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Spending limit per calendar month. Empty: none.",
+    )
     status = models.CharField(max_length=16, choices=ConnectionStatus.choices, default=ConnectionStatus.UNTESTED)
     status_message = models.CharField(max_length=300, blank=True)
     last_tested_at = models.DateTimeField(null=True, blank=True)
@@ -73,3 +80,14 @@ class RateWindow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connection_id} {self.minute:%H:%M}: {self.requests} requests, {self.tokens} tokens"
+
+
+class ModelPrice(models.Model):
+    """An operator's price for a model LiteLLM's map lacks (or prices differently), per million tokens."""
+
+    model = models.CharField(max_length=160, unique=True, help_text="provider/model, e.g. openai_compatible/llama3.2")
+    input_per_million = models.DecimalField(max_digits=12, decimal_places=6)
+    output_per_million = models.DecimalField(max_digits=12, decimal_places=6)
+
+    def __str__(self) -> str:
+        return f"{self.model}: ${self.input_per_million}/${self.output_per_million} per M tokens"

@@ -4,6 +4,7 @@ Each one leaves an audit event (never the secret)."""
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
@@ -15,7 +16,7 @@ from settings_app.models import AuditAction
 from . import crypto, llm
 from .models import ConnectionStatus, Provider, ProviderConnection
 from .registry import PROVIDERS
-from .resolution import target_for
+from .resolution import Target, target_for
 from .ssrf import UnsafeURL, check_base_url
 
 ENV_LABEL = "From environment"
@@ -172,3 +173,38 @@ def rotate_keys(*, actor: Any = None) -> int:
         record(AuditAction.ROTATED, conn, actor=actor)
         count += 1
     return count
+
+
+CHECK_TTL_SECONDS = 300
+
+
+def check_reachable(target: Target) -> tuple[bool, str]:
+    """Validation's connection check: at most one minimal call, skipped when the connection passed a check in
+    the last few minutes. A busy provider (429, 5xx, timeout) passes: the run's retry loop deals with it.
+    Returns (usable, what was found)."""
+    if target.is_offline or target.connection_id is None:
+        return True, "built in"
+    connection = ProviderConnection.objects.get(pk=target.connection_id)
+    recent = timezone.now() - timedelta(seconds=CHECK_TTL_SECONDS)
+    if (
+        connection.status == ConnectionStatus.CONNECTED
+        and connection.last_tested_at
+        and connection.last_tested_at > recent
+    ):
+        return True, "checked recently"
+    try:
+        llm.complete(target, [{"role": "user", "content": "Reply with OK."}], max_tokens=1, timeout=20)
+    except llm.ProviderError as exc:
+        if exc.retryable:
+            return True, f"busy ({exc.kind}); the run will retry"
+        connection.status, connection.status_message = (
+            ConnectionStatus.FAILED,
+            FRIENDLY.get(exc.kind, exc.message)[:300],
+        )
+        connection.last_tested_at = timezone.now()
+        connection.save(update_fields=["status", "status_message", "last_tested_at"])
+        return False, connection.status_message
+    connection.status, connection.status_message = ConnectionStatus.CONNECTED, "Connected."
+    connection.last_tested_at = timezone.now()
+    connection.save(update_fields=["status", "status_message", "last_tested_at"])
+    return True, "connected"

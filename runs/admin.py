@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Artifact, Run
+from .models import Artifact, LLMCacheEntry, Run, UserBudget
 
 
 class ArtifactInline(admin.TabularInline):
@@ -20,6 +20,23 @@ class RunAdmin(admin.ModelAdmin):
     search_fields = ("id", "user__username", "workflow_version__workflow__slug")
     readonly_fields = [f.name for f in Run._meta.fields]
     inlines = [ArtifactInline]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(UserBudget)
+class UserBudgetAdmin(admin.ModelAdmin):
+    list_display = ("user", "daily_usd")
+    raw_id_fields = ("user",)
+    list_select_related = ("user",)
+
+
+@admin.register(LLMCacheEntry)
+class LLMCacheEntryAdmin(admin.ModelAdmin):
+    list_display = ("model", "key", "created_at")
+    readonly_fields = ("key", "model", "response", "created_at")
+    search_fields = ("key", "model")
 
     def has_add_permission(self, request):
         return False

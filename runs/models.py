@@ -46,6 +46,11 @@ class Run(models.Model):
     current_step = models.CharField(max_length=120, blank=True)
     step_outputs = models.JSONField(default=dict, blank=True)
     cancel_requested = models.BooleanField(default=False)
+    replay = models.BooleanField(default=False, help_text="Reuse cached LLM responses where they exist.")
+    resumed_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resumes")
+    connection = models.ForeignKey(
+        "providers.ProviderConnection", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -97,3 +102,25 @@ class Artifact(models.Model):
     @property
     def content_type(self) -> str:
         return {"md": "text/markdown", "json": "application/json"}.get(self.name.rsplit(".", 1)[-1], "text/plain")
+
+
+class LLMCacheEntry(models.Model):
+    """An LLM response keyed by a hash of (model, messages, tools, parameters), for replays at no cost."""
+
+    key = models.CharField(max_length=64, unique=True)
+    model = models.CharField(max_length=160)
+    response = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.model} {self.key[:12]}"
+
+
+class UserBudget(models.Model):
+    """An operator-set daily spending limit for one user."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="budget")
+    daily_usd = models.DecimalField(max_digits=10, decimal_places=4)
+
+    def __str__(self) -> str:
+        return f"{self.user}: ${self.daily_usd}/day"

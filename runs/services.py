@@ -12,6 +12,8 @@ from django.utils import timezone
 from catalog import inputs as run_inputs
 from catalog.models import WorkflowVersion
 from providers.resolution import split_model
+from settings_app import audit
+from settings_app.models import AuditAction
 
 from . import pipeline, progression
 from .models import FINISHED, Mode, Run, Status
@@ -41,6 +43,7 @@ def start_run(
     budget_usd: Decimal | None = None,
     skip_progression: bool = False,
     queue: bool = True,
+    replay: bool = False,
 ) -> Run:
     """Check and create a queued run. Raises InputError for bad inputs, RunRefused for refusals."""
     if mode not in Mode.values:
@@ -54,12 +57,13 @@ def start_run(
     caps_budget = Decimal(str(workflow_version.caps(Mode.TEST if mode == Mode.VALIDATE else mode)["budget_usd"]))
     if budget_usd is not None and budget_usd > caps_budget:
         raise RunRefused(f"A budget can only be lowered: this workflow allows at most ${caps_budget} for a {mode} run.")
+    skipped = False
     if mode == Mode.FULL:
         blocker = progression.full_run_blocker(workflow_version, digest)
         if blocker:
             if not (skip_progression and progression.may_skip(user)):
                 raise RunRefused(blocker)
-            log.warning("user %s skipped the progression rule for %s", user.pk, workflow_version)
+            skipped = True
     with transaction.atomic():
         run = Run.objects.create(
             user=user,
@@ -69,11 +73,56 @@ def start_run(
             inputs_hash=digest,
             requested_models=list(models or []),
             budget_usd=budget_usd,
+            replay=replay,
             steps_total=0 if mode == Mode.VALIDATE else len(workflow_version.spec["steps"]),
         )
+        if skipped:
+            audit.record(AuditAction.PROGRESSION_SKIPPED, run, actor=user, workflow=workflow_version.workflow.slug)
         if queue:
             enqueue(run)
     return run
+
+
+RESUMABLE = (Status.FAILED, Status.CANCELLED, Status.STOPPED)
+
+
+def resume_run(run: Run, *, queue: bool = True) -> Run:
+    """A new run that continues from the first unfinished step: finished steps' outputs are reused, not paid."""
+    if run.status not in RESUMABLE or run.mode == Mode.VALIDATE:
+        raise RunRefused("Only a failed, cancelled or stopped test or full run can be resumed.")
+    done = dict(run.step_outputs or {})
+    with transaction.atomic():
+        resumed = Run.objects.create(
+            user=run.user,
+            workflow_version=run.workflow_version,
+            mode=run.mode,
+            inputs=run.inputs,
+            inputs_hash=run.inputs_hash,
+            requested_models=run.requested_models,
+            budget_usd=run.budget_usd,
+            resumed_from=run,
+            step_outputs=done,
+            steps_done=len(done),
+            steps_total=run.steps_total,
+            replay=run.replay,
+        )
+        if queue:
+            enqueue(resumed)
+    return resumed
+
+
+def rerun(run: Run, *, user: Any, replay: bool = False, queue: bool = True) -> Run:
+    """A new run with the same version, inputs and models; `replay` reuses cached responses at no cost."""
+    return start_run(
+        workflow_version=run.workflow_version,
+        user=user,
+        inputs=run.inputs,
+        mode=run.mode,
+        models=run.requested_models,
+        budget_usd=run.budget_usd,
+        queue=queue,
+        replay=replay,
+    )
 
 
 def execute(run_id: Any, on_progress: pipeline.Progress | None = None) -> Run | None:

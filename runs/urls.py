@@ -9,5 +9,8 @@ urlpatterns = [
     path("<uuid:run_id>/status/", views.status, name="status"),
     path("<uuid:run_id>/cancel/", views.cancel, name="cancel"),
     path("<uuid:run_id>/full/", views.run_full, name="full"),
+    path("<uuid:run_id>/resume/", views.resume, name="resume"),
+    path("<uuid:run_id>/rerun/", views.rerun_view, name="rerun"),
+    path("<uuid:run_id>/replay/", views.replay, name="replay"),
     path("<uuid:run_id>/artifacts/<str:name>", views.download, name="download"),
 ]

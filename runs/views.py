@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib import messages
@@ -9,10 +10,13 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from catalog.inputs import InputError
+
+from . import actions
 from .access import get_run_for_user, visible_runs
-from .models import Mode, Run, Status
+from .models import Mode, Run
 from .rendering import markdown_to_html
-from .services import RunRefused, request_cancel, start_run
+from .services import RunRefused, request_cancel, rerun, resume_run, start_run
 
 MAX_PREVIEW_BYTES = 512 * 1024
 
@@ -30,8 +34,7 @@ def _body_context(run: Run) -> dict:
         "notes": notes,
         "notes_html": notes_html,
         "poll_seconds": settings.RUN_POLL_SECONDS,
-        "can_cancel": not run.is_finished,
-        "can_run_full": run.mode == Mode.TEST and run.status == Status.SUCCEEDED,
+        "actions": actions.for_run(run),
     }
 
 
@@ -93,3 +96,28 @@ def run_full(request: HttpRequest, run_id: str) -> HttpResponse:
         messages.error(request, str(exc))
         return redirect("runs:detail", run_id=test_run.pk)
     return redirect("runs:detail", run_id=run.pk)
+
+
+def _again(request: HttpRequest, run_id: str, make: Callable[[Run], Run]) -> HttpResponse:
+    earlier = get_run_for_user(request.user, run_id)
+    try:
+        run = make(earlier)
+    except (RunRefused, InputError) as exc:
+        messages.error(request, str(exc))
+        return redirect("runs:detail", run_id=earlier.pk)
+    return redirect("runs:detail", run_id=run.pk)
+
+
+@require_POST
+def resume(request: HttpRequest, run_id: str) -> HttpResponse:
+    return _again(request, run_id, resume_run)
+
+
+@require_POST
+def rerun_view(request: HttpRequest, run_id: str) -> HttpResponse:
+    return _again(request, run_id, lambda run: rerun(run, user=request.user))
+
+
+@require_POST
+def replay(request: HttpRequest, run_id: str) -> HttpResponse:
+    return _again(request, run_id, lambda run: rerun(run, user=request.user, replay=True))

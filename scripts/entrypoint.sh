@@ -38,6 +38,7 @@ prepare() {
   manage collectstatic --noinput --verbosity 0
   manage sync_workflows
   manage connect_env_providers
+  manage ensure_schedules
   manage ensure_admin
 }
 

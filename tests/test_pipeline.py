@@ -74,7 +74,7 @@ def test_validate_mode_stops_after_validation(catalog, alice):
     assert "Validation passed" in run.reason
     assert {a.name for a in run.artifacts.all()} == {"trace.json", "validation.json"}
     checks = json.loads(artifact_text(run, "validation.json"))["checks"]
-    assert [c["check"] for c in checks] == ["inputs", "model", "cost"]
+    assert [c["check"] for c in checks] == ["inputs", "connection", "model", "cost"]
 
 
 def test_a_full_run_is_refused_before_a_test_run_and_allowed_after(catalog, alice):

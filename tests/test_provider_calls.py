@@ -54,7 +54,7 @@ def call(targets, sleeps=None, **kwargs):
         targets,
         MESSAGES,
         on_attempt=attempts.append,
-        prices={t.model: llm.price_of(t) for t in targets},
+        prices={t.model: llm.map_price(t) for t in targets},
         sleep=(sleeps.append if sleeps is not None else lambda s: None),
         max_tokens=50,
         timeout=kwargs.pop("timeout", 5),

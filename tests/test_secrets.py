@@ -63,8 +63,13 @@ def test_a_run_retries_two_429s_and_succeeds_with_the_key_from_the_environment(c
     assert result["model"] == "openai/gpt-4o-mini"
     assert result["cost_usd"] > 0 and result["estimated_cost_usd"] > 0
     trace = json.loads(Path(next(a["path"] for a in result["artifacts"] if a["name"] == "trace.json")).read_text())
+    # The first 429 answers validation's connection check (busy is fine: the run retries), the second the
+    # first step's first attempt, which is retried.
+    check = next(c for c in trace["validation"]["checks"] if c["check"] == "connection")
+    assert check["ok"] and check["found"].startswith("busy (rate_limit)")
     first_call = trace["steps"][0]["calls"][0]
-    assert [a["status"] for a in first_call["attempts"]] == ["rate_limit", "rate_limit", "ok"]
+    assert [a["status"] for a in first_call["attempts"]] == ["rate_limit", "ok"]
+    assert [r["body"]["max_tokens"] for r in openai_env.requests[:3]] == [1, 600, 600]
     connection = ProviderConnection.objects.get(provider="openai")
     assert connection.from_environment and connection.key_last4 == PLANTED[-4:]
     assert all(r["headers"]["Authorization"] == f"Bearer {PLANTED}" for r in openai_env.requests)
@@ -76,10 +81,11 @@ def test_the_key_is_nowhere_in_plain_text_after_good_and_failing_runs(
     caplog.set_level(logging.DEBUG)
     assert runworkflow("--model", "openai/gpt-4o-mini")["status"] == "succeeded"
     openai_env.push({"status": 401, "message": f"Incorrect API key provided: {PLANTED}"})
-    failed = runworkflow("--model", "openai/gpt-4o-mini")
+    # Other topics, so the workflow's response cache does not answer instead of the provider.
+    failed = runworkflow("--model", "openai/gpt-4o-mini", "--input", "topic=Planning")
     assert failed["status"] == "failed" and "rejected the API key" in failed["reason"]
     openai_env.push(*[{"status": 500, "message": f"upstream said {PLANTED}"}] * 3)
-    assert runworkflow("--model", "openai/gpt-4o-mini")["status"] == "failed"
+    assert runworkflow("--model", "openai/gpt-4o-mini", "--input", "topic=Memory")["status"] == "failed"
     connection = ProviderConnection.objects.get()
     pages = [
         admin_client.get(reverse("settings:providers")).content.decode(),

@@ -43,10 +43,14 @@ class Command(BaseCommand):
         parser.add_argument("--queue", action="store_true", help="Hand the run to the qcluster and wait for it")
         parser.add_argument("--json", action="store_true", help="End stdout with one JSON object")
         parser.add_argument("--cancel", metavar="RUN_ID", help="Ask a run to stop, then exit")
+        parser.add_argument("--resume", metavar="RUN_ID", help="Continue a failed, cancelled or stopped run")
+        parser.add_argument("--replay", metavar="RUN_ID", help="Run again reusing cached responses (no cost)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["cancel"]:
             return self._cancel(options["cancel"])
+        if options["resume"] or options["replay"]:
+            return self._again(options)
         if not options["workflow"]:
             raise CommandError("Name a workflow, e.g. `runworkflow learn-agentic-ai`.")
         workflow = Workflow.objects.select_related("latest_version").filter(slug=options["workflow"]).first()
@@ -78,7 +82,11 @@ class Command(BaseCommand):
             raise CommandError(f"Bad input: {exc}") from exc
         except (services.RunRefused, ModelNotAvailable) as exc:
             raise CommandError(str(exc)) from exc
-        self._progress(f"Run {run.pk} ({workflow.slug} v{version.number}, {run.mode})")
+        self._follow(run, options)
+
+    def _follow(self, run: Run, options: dict[str, Any]) -> None:
+        version = run.workflow_version
+        self._progress(f"Run {run.pk} ({version.workflow.slug} v{version.number}, {run.mode})")
         previous = signal.signal(signal.SIGTERM, lambda *_: Run.objects.filter(pk=run.pk).update(cancel_requested=True))
         try:
             if options["queue"]:
@@ -161,10 +169,29 @@ class Command(BaseCommand):
         for a in artifacts:
             self.stdout.write(f"  {a['name']}: {a['path']}")
 
-    def _cancel(self, run_id: str) -> None:
-        run = Run.objects.filter(pk=run_id).first() if _is_uuid(run_id) else None
+    def _again(self, options: dict[str, Any]) -> None:
+        earlier = self._run(options["resume"] or options["replay"])
+        try:
+            if options["resume"]:
+                run = services.resume_run(earlier, queue=options["queue"])
+            else:
+                run = services.rerun(earlier, user=earlier.user, replay=True, queue=options["queue"])
+        except (services.RunRefused, run_inputs.InputError) as exc:
+            raise CommandError(str(exc)) from exc
+        self._follow(run, options)
+
+    def _run(self, run_id: str) -> Run:
+        run = (
+            Run.objects.select_related("workflow_version__workflow", "user").filter(pk=run_id).first()
+            if _is_uuid(run_id)
+            else None
+        )
         if run is None:
             raise CommandError(f"No run {run_id}.")
+        return run
+
+    def _cancel(self, run_id: str) -> None:
+        run = self._run(run_id)
         if not services.request_cancel(run):
             raise CommandError(f"Run {run_id} has already finished ({run.status}).")
         self.stdout.write(f"Cancel requested for run {run_id}.")

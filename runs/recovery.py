@@ -1,0 +1,77 @@
+"""Runs whose worker died: no heartbeat for a while means the run is marked failed and resumable."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import connection
+from django.utils import timezone
+
+from .models import Artifact, Run, Status
+from .trace import FORMAT, now_iso
+
+log = logging.getLogger(__name__)
+LOST = "The worker stopped during the run (killed or crashed). Resume it to continue from the first unfinished step."
+
+
+class Heartbeat:
+    """Touches the run's heartbeat every few seconds from a thread while a step waits on a provider."""
+
+    def __init__(self, run_id: Any, every: float) -> None:
+        self.run_id, self.every = run_id, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name=f"heartbeat-{run_id}")
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        try:
+            while not self._stop.wait(self.every):
+                Run.objects.filter(pk=self.run_id, status=Status.RUNNING).update(heartbeat_at=timezone.now())
+        except Exception:  # a heartbeat must never take a run down
+            log.exception("heartbeat of run %s failed", self.run_id)
+        finally:
+            connection.close()
+
+
+def recover_stale_runs(stale_seconds: int | None = None) -> list[str]:
+    """Mark running runs without a recent heartbeat as failed (resumable). Returns their ids."""
+    limit = timezone.now() - timedelta(seconds=stale_seconds or settings.RUN_STALE_SECONDS)
+    recovered = []
+    for run_id in Run.objects.filter(status=Status.RUNNING, heartbeat_at__lt=limit).values_list("pk", flat=True):
+        changed = Run.objects.filter(pk=run_id, status=Status.RUNNING, heartbeat_at__lt=limit).update(
+            status=Status.FAILED, reason=LOST, finished_at=timezone.now(), current_step=""
+        )
+        if changed:
+            _note_in_trace(run_id)
+            recovered.append(str(run_id))
+    if recovered:
+        log.warning("recovered %d stale run(s): %s", len(recovered), ", ".join(recovered))
+    return recovered
+
+
+def _note_in_trace(run_id: Any) -> None:
+    if Artifact.objects.filter(run_id=run_id, name="trace.json").exists():
+        return
+    run = Run.objects.get(pk=run_id)
+    document = {
+        "format": FORMAT,
+        "run": {"id": str(run.pk), "status": run.status, "reason": run.reason, "steps_done": run.steps_done},
+        "events": [{"at": now_iso(), "kind": "recovered", "message": LOST}],
+    }
+    text = json.dumps(document, indent=2)
+    artifact = Artifact(run=run, name="trace.json", size=len(text))
+    artifact.file.save("trace.json", ContentFile(text.encode()), save=False)
+    artifact.save()

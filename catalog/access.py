@@ -9,8 +9,28 @@ from django.http import Http404
 from .models import Workflow
 
 
-def enabled_workflows() -> list[Workflow]:
-    return list(Workflow.objects.filter(enabled=True, latest_version__isnull=False).order_by("title"))
+def enabled_workflows(*, query: str = "", persona: str = "", tag: str = "") -> list[Workflow]:
+    """Enabled workflows, filtered by a search over title, summary, tags and skill names (in a fixed
+    number of queries: skills come prefetched)."""
+    workflows = (
+        Workflow.objects.filter(enabled=True, latest_version__isnull=False)
+        .select_related("latest_version")
+        .prefetch_related("latest_version__skills__skill")
+        .order_by("title")
+    )
+    found = []
+    words = query.lower().split()
+    for workflow in workflows:
+        if persona and persona not in workflow.personas:
+            continue
+        if tag and tag not in workflow.tags:
+            continue
+        assert workflow.latest_version is not None
+        skills = [sv.skill.name for sv in workflow.latest_version.skills.all()]
+        haystack = " ".join([workflow.title, workflow.summary, *workflow.tags, *skills]).lower()
+        if all(word in haystack for word in words):
+            found.append(workflow)
+    return found
 
 
 def get_workflow_for_user(user: Any, slug: str) -> Workflow:

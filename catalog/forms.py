@@ -17,6 +17,12 @@ def _field(prop: dict[str, Any], required: bool) -> forms.Field:
         "required": required,
     }
     kind = prop["type"]
+    common["error_messages"] = {
+        "min_value": "Enter a number of at least %(limit_value)s.",
+        "max_value": "Enter a number of at most %(limit_value)s.",
+        "required": "This field is required.",
+        "invalid": "Enter a number." if kind in ("integer", "number") else "Enter a valid value.",
+    }
     if kind == "string" and "enum" in prop:
         return forms.ChoiceField(choices=[(v, str(v).replace("-", " ").capitalize()) for v in prop["enum"]], **common)
     if kind == "string":

@@ -15,10 +15,11 @@ from .models import Persona
 
 def index(request: HtmxHttpRequest) -> HttpResponse:
     persona = request.GET.get("persona", "")
-    workflows = enabled_workflows()
-    if persona in Persona.values:
-        workflows = [w for w in workflows if persona in w.personas]
-    context = {"workflows": workflows, "personas": Persona.choices, "persona": persona}
+    persona = persona if persona in Persona.values else ""
+    query = request.GET.get("q", "").strip()[:100]
+    tag = request.GET.get("tag", "").strip()[:40]
+    workflows = enabled_workflows(query=query, persona=persona, tag=tag)
+    context = {"workflows": workflows, "personas": Persona.choices, "persona": persona, "q": query, "tag": tag}
     template = "catalog/_workflow_list.html" if request.htmx else "catalog/index.html"
     return render(request, template, context)
 

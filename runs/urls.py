@@ -12,5 +12,7 @@ urlpatterns = [
     path("<uuid:run_id>/resume/", views.resume, name="resume"),
     path("<uuid:run_id>/rerun/", views.rerun_view, name="rerun"),
     path("<uuid:run_id>/replay/", views.replay, name="replay"),
+    path("<uuid:run_id>/artifacts.zip", views.download_all, name="download_all"),
     path("<uuid:run_id>/artifacts/<str:name>", views.download, name="download"),
+    path("usage/", views.usage, name="usage"),
 ]

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import io
+import json
 import re
+import zipfile
 from collections.abc import Callable
 
 from django.conf import settings
@@ -14,25 +17,45 @@ from catalog.inputs import InputError
 
 from . import actions
 from .access import get_run_for_user, visible_runs
-from .models import Mode, Run
+from .forms import HistoryFilter
+from .models import Artifact, Mode, Run
 from .rendering import markdown_to_html
 from .services import RunRefused, request_cancel, rerun, resume_run, start_run
+from .usage import summary as usage_summary
 
 MAX_PREVIEW_BYTES = 512 * 1024
 
 
+def _read(artifact: Artifact | None) -> str:
+    if artifact is None or artifact.size > MAX_PREVIEW_BYTES:
+        return ""
+    with artifact.file.open("rb") as handle:
+        return handle.read().decode("utf-8", errors="replace")
+
+
 def _body_context(run: Run) -> dict:
     artifacts = list(run.artifacts.all())
-    notes_html = ""
+    by_name = {a.name: a for a in artifacts}
     notes = next((a for a in artifacts if a.name.endswith(".md")), None)
-    if run.is_finished and notes is not None and notes.size <= MAX_PREVIEW_BYTES:
-        with notes.file.open("rb") as handle:
-            notes_html = markdown_to_html(handle.read().decode("utf-8", errors="replace"))
+    notes_html = markdown_to_html(_read(notes)) if run.is_finished and notes else ""
+    trace_steps = []
+    if run.is_finished and "trace.json" in by_name:
+        try:
+            trace_steps = json.loads(_read(by_name["trace.json"]) or "{}").get("steps", [])
+        except ValueError:
+            trace_steps = []
+    latest = ""
+    if not run.is_finished and run.step_outputs:
+        order = [step["id"] for step in run.workflow_version.spec["steps"]]
+        done = [sid for sid in order if sid in run.step_outputs]
+        latest = markdown_to_html(run.step_outputs[done[-1]][:20000]) if done else ""
     return {
         "run": run,
         "artifacts": artifacts,
         "notes": notes,
         "notes_html": notes_html,
+        "trace_steps": trace_steps,
+        "latest_output_html": latest,
         "poll_seconds": settings.RUN_POLL_SECONDS,
         "actions": actions.for_run(run),
     }
@@ -50,8 +73,31 @@ def status(request: HttpRequest, run_id: str) -> HttpResponse:
 
 
 def history(request: HttpRequest) -> HttpResponse:
-    page = Paginator(visible_runs(request.user).order_by("-created_at"), 25).get_page(request.GET.get("page"))
-    return render(request, "runs/history.html", {"page": page})
+    form = HistoryFilter(request.GET or None)
+    runs = form.apply(visible_runs(request.user)).order_by("-created_at")
+    page = Paginator(runs, 25).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "runs/history.html", {"page": page, "form": form, "query": query.urlencode()})
+
+
+def usage(request: HttpRequest) -> HttpResponse:
+    return render(request, "runs/usage.html", usage_summary(visible_runs(request.user), request.user))
+
+
+def download_all(request: HttpRequest, run_id: str) -> HttpResponse:
+    """Every artifact of a run as one zip."""
+    run = get_run_for_user(request.user, run_id)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for artifact in run.artifacts.all():
+            with artifact.file.open("rb") as handle:
+                archive.writestr(artifact.name, handle.read())
+    name = f"{run.workflow_version.workflow.slug}-{str(run.pk)[:8]}.zip"
+    response = HttpResponse(buffer.getvalue(), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 _SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,80}$")

@@ -89,3 +89,45 @@ def test_the_history_lists_only_my_runs_in_a_fixed_number_of_queries(alice_clien
     eight, page = count_queries(alice_client, reverse("runs:history"))
     assert eight == one  # no query per row
     assert page.count("Learn Agentic AI</a>") == 8
+
+
+def test_the_finished_run_page_has_a_trace_viewer_and_a_zip_of_all_artifacts(alice_client, finished_run):
+    import io
+    import zipfile
+
+    page = alice_client.get(reverse("runs:detail", args=[finished_run.pk])).content.decode()
+    assert '<details class="step">' in page and "<code>read_reference</code>" in page
+    response = alice_client.get(reverse("runs:download_all", args=[finished_run.pk]))
+    assert response["Content-Disposition"].startswith('attachment; filename="learn-agentic-ai-')
+    names = zipfile.ZipFile(io.BytesIO(response.content)).namelist()
+    assert sorted(names) == ["notes.md", "trace.json", "validation.json"]
+
+
+def test_disabled_buttons_say_why(alice_client, finished_run):
+    page = alice_client.get(reverse("runs:detail", args=[finished_run.pk])).content.decode()
+    assert 'disabled aria-describedby="why-cancel"' in page
+    assert 'id="why-resume">Resume: Only a failed, cancelled or stopped run can be resumed.' in page
+
+
+def test_history_filters_by_status_and_mode(alice_client, alice, catalog):
+    RunFactory(user=alice, workflow_version=catalog.latest_version, status=Status.FAILED)
+    RunFactory(user=alice, workflow_version=catalog.latest_version, status=Status.SUCCEEDED, mode=Mode.FULL)
+    page = alice_client.get(reverse("runs:history"), {"status": "failed"}).content.decode()
+    assert page.count("Learn Agentic AI</a>") == 1 and "Failed" in page
+    page = alice_client.get(reverse("runs:history"), {"mode": "full", "workflow": "learn-agentic-ai"}).content.decode()
+    assert page.count("Learn Agentic AI</a>") == 1 and "Full run" in page
+
+
+def test_the_usage_page_charts_spend_and_shows_the_budget_left(alice_client, alice, catalog):
+    from decimal import Decimal
+
+    from runs.models import UserBudget
+
+    RunFactory(
+        user=alice, workflow_version=catalog.latest_version, model_used="openai/gpt-4o-mini", cost_usd=Decimal("0.25")
+    )
+    UserBudget.objects.create(user=alice, daily_usd=Decimal("1.00"))
+    page = alice_client.get(reverse("runs:usage")).content.decode()
+    assert "<svg" in page and 'class="bar"' in page
+    assert "left: $0.7500" in page
+    assert "<td>openai</td>" in page and "<td>Learn Agentic AI</td>" in page

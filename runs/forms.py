@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from django import forms
+from django.db.models import QuerySet
+
+from catalog.models import Workflow
+
+from .models import Mode, Run, Status
+
+
+class HistoryFilter(forms.Form):
+    workflow = forms.ModelChoiceField(
+        queryset=Workflow.objects.order_by("title"), to_field_name="slug", required=False, empty_label="Any workflow"
+    )
+    status = forms.ChoiceField(choices=[("", "Any status"), *Status.choices], required=False)
+    mode = forms.ChoiceField(choices=[("", "Any mode"), *Mode.choices], required=False)
+    since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, label="Until", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def apply(self, runs: QuerySet[Run]) -> QuerySet[Run]:
+        if not self.is_bound or not self.is_valid():
+            return runs
+        data = self.cleaned_data
+        if data["workflow"]:
+            runs = runs.filter(workflow_version__workflow=data["workflow"])
+        if data["status"]:
+            runs = runs.filter(status=data["status"])
+        if data["mode"]:
+            runs = runs.filter(mode=data["mode"])
+        if data["since"]:
+            runs = runs.filter(created_at__date__gte=data["since"])
+        if data["until"]:
+            runs = runs.filter(created_at__date__lte=data["until"])
+        return runs

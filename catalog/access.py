@@ -35,7 +35,9 @@ def enabled_workflows(*, query: str = "", persona: str = "", tag: str = "") -> l
 
 def get_workflow_for_user(user: Any, slug: str) -> Workflow:
     """An enabled workflow with a loaded version, or 404 (disabled ones only for staff)."""
-    queryset = Workflow.objects.select_related("latest_version").filter(slug=slug, latest_version__isnull=False)
+    queryset = Workflow.objects.select_related("latest_version", "pinned_version").filter(
+        slug=slug, latest_version__isnull=False
+    )
     if not user.is_staff:
         queryset = queryset.filter(enabled=True)
     workflow = queryset.first()

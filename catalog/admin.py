@@ -1,7 +1,13 @@
-from django.contrib import admin
+import difflib
+from pathlib import Path
+
+import yaml
+from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from .models import Skill, SkillVersion, Workflow, WorkflowVersion
+from .services import save_skill
+from .skills import SkillError, parse_skill
 
 
 class WorkflowVersionInline(admin.TabularInline):
@@ -21,7 +27,14 @@ class WorkflowAdmin(admin.ModelAdmin):
     search_fields = ("title", "slug", "summary")
     list_select_related = ("latest_version",)
     readonly_fields = ("slug", "title", "summary", "personas", "tags", "source", "latest_version")
+    fields = ("slug", "title", "summary", "personas", "tags", "enabled", "latest_version", "pinned_version", "source")
     inlines = [WorkflowVersionInline]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "pinned_version":
+            workflow_id = request.resolver_match.kwargs.get("object_id")
+            kwargs["queryset"] = WorkflowVersion.objects.filter(workflow_id=workflow_id)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     @admin.display(description="Latest version")
     def version_link(self, obj: Workflow) -> str:
@@ -33,7 +46,21 @@ class WorkflowAdmin(admin.ModelAdmin):
 class WorkflowVersionAdmin(admin.ModelAdmin):
     list_display = ("workflow", "number", "version", "created_at")
     list_select_related = ("workflow",)
-    readonly_fields = ("workflow", "number", "version", "spec", "spec_hash", "skills", "created_at")
+    readonly_fields = ("workflow", "number", "version", "changes", "spec", "spec_hash", "skills", "created_at")
+
+    @admin.display(description="Changes from the previous version")
+    def changes(self, obj: WorkflowVersion) -> str:
+        previous = obj.workflow.versions.filter(number__lt=obj.number).order_by("-number").first()
+        if previous is None:
+            return "The first version."
+        diff = difflib.unified_diff(
+            yaml.safe_dump(previous.spec, sort_keys=False).splitlines(),
+            yaml.safe_dump(obj.spec, sort_keys=False).splitlines(),
+            f"version {previous.number}",
+            f"version {obj.number}",
+            lineterm="",
+        )
+        return format_html("<pre>{}</pre>", "\n".join(diff) or "No change.")
 
     def has_add_permission(self, request):  # versions are immutable: made only by sync_workflows
         return False
@@ -47,6 +74,20 @@ class SkillAdmin(admin.ModelAdmin):
     list_display = ("name", "description", "updated_at")
     search_fields = ("name", "description")
     readonly_fields = ("name", "description", "source", "latest")
+    actions = ["reimport"]
+
+    @admin.action(description="Re-import the selected skills from their source folders")
+    def reimport(self, request, queryset):
+        done, problems = 0, []
+        for skill in queryset:
+            try:
+                save_skill(parse_skill(Path(skill.source)))
+                done += 1
+            except (OSError, SkillError) as exc:
+                problems.append(f"{skill.name}: {exc}")
+        self.message_user(request, f"Re-imported {done} skill(s).")
+        for problem in problems:
+            self.message_user(request, problem, level=messages.WARNING)
 
 
 @admin.register(SkillVersion)

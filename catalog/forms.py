@@ -23,6 +23,11 @@ def _field(prop: dict[str, Any], required: bool) -> forms.Field:
         "required": "This field is required.",
         "invalid": "Enter a number." if kind in ("integer", "number") else "Enter a valid value.",
     }
+    if kind == "string" and prop.get("format") == "skill":
+        from .models import Skill
+
+        skills = Skill.objects.order_by("name").values_list("name", "description")
+        return forms.ChoiceField(choices=[(n, f"{n} — {d[:70]}") for n, d in skills], **common)
     if kind == "string" and "enum" in prop:
         return forms.ChoiceField(choices=[(v, str(v).replace("-", " ").capitalize()) for v in prop["enum"]], **common)
     if kind == "string":

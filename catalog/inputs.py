@@ -34,6 +34,8 @@ def friendly(error: ValidationError) -> str:
     if v == "maximum":
         return f"Enter a number of at most {schema['maximum']}."
     if v == "enum":
+        if schema.get("format") == "skill":
+            return "Choose one of the imported skills."
         return "Choose one of: " + ", ".join(map(str, schema["enum"])) + "."
     if v == "type":
         return f"Enter a value of type {schema['type']}."
@@ -46,8 +48,31 @@ def friendly(error: ValidationError) -> str:
     return error.message
 
 
+def skill_input(schema: dict[str, Any]) -> str | None:
+    """The name of the input that chooses a skill (a workflow that is a template over any skill), if any."""
+    return next((name for name, prop in schema["properties"].items() if prop.get("format") == "skill"), None)
+
+
+def with_skill_choices(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with the skill input limited to the skills that exist now."""
+    name = skill_input(schema)
+    if name is None:
+        return schema
+    from .models import Skill
+
+    properties = {
+        **schema["properties"],
+        name: {
+            **schema["properties"][name],
+            "enum": list(Skill.objects.order_by("name").values_list("name", flat=True)),
+        },
+    }
+    return {**schema, "properties": properties}
+
+
 def validate(schema: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     """Defaults filled in, then checked; returns the normalized inputs or raises InputError by field."""
+    schema = with_skill_choices(schema)
     if not isinstance(values, dict):
         raise InputError({"": "Inputs must be an object of named values."})
     merged = {**defaults(schema), **values}

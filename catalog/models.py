@@ -54,6 +54,14 @@ class Workflow(models.Model):
     latest_version = models.ForeignKey(
         "WorkflowVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    pinned_version = models.ForeignKey(
+        "WorkflowVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Runs use this version instead of the latest one while it is set.",
+    )
     source = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -63,6 +71,11 @@ class Workflow(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    @property
+    def current_version(self) -> WorkflowVersion | None:
+        """The version new runs use: the pinned one if an operator pinned one, else the latest."""
+        return self.pinned_version or self.latest_version
 
 
 class WorkflowVersion(models.Model):

@@ -92,3 +92,46 @@ def sync_workflows(*, workflows_dir: Path, skills_dir: Path | None = None) -> Sy
             _save_spec(loaded, skills, report)
         report.skills = sorted(skills)
     return report
+
+
+@dataclass
+class ImportReport:
+    found: int = 0
+    imported: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "path: reason"
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"{self.found} skills found: {len(self.imported)} imported, {len(self.updated)} updated, "
+            f"{len(self.unchanged)} unchanged, {len(self.skipped)} skipped"
+        )
+
+
+def import_skills(root: Path) -> ImportReport:
+    """Import every skill under root. Re-importing updates changed skills and keeps their earlier versions.
+    Each skill is saved on its own, so one unusable SKILL.md skips that skill only."""
+    report = ImportReport()
+    folders = find_skill_folders(root)
+    report.found = len(folders)
+    seen: dict[str, Path] = {}
+    for folder in folders:
+        try:
+            parsed = parse_skill(folder)
+        except SkillError as exc:
+            report.skipped.append(str(exc))
+            continue
+        if parsed.name in seen:
+            report.skipped.append(f"{folder / 'SKILL.md'}: the name '{parsed.name}' is used by {seen[parsed.name]}")
+            continue
+        seen[parsed.name] = folder
+        report.warnings += [f"{folder / 'SKILL.md'}: {w}" for w in parsed.warnings]
+        existed = Skill.objects.filter(name=parsed.name).exists()
+        with transaction.atomic():
+            _, changed = save_skill(parsed)
+        (report.updated if existed and changed else report.unchanged if existed else report.imported).append(
+            parsed.name
+        )
+    return report

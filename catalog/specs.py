@@ -72,9 +72,14 @@ def validate_spec(spec: Any, where: str) -> dict[str, Any]:
     for name in inputs.get("required", []):
         if name not in inputs["properties"]:
             raise _fail(where, "inputs.required", f"'{name}' is required but not a property")
+    skill_inputs = [name for name, prop in inputs["properties"].items() if prop.get("format") == "skill"]
+    if len(skill_inputs) > 1:
+        raise _fail(where, "inputs", "at most one input can choose a skill (format: skill)")
     for name, prop in inputs["properties"].items():
         if prop["type"] == "array" and not prop.get("items", {}).get("enum"):
             raise _fail(where, f"inputs.properties.{name}.items", "an array input needs items with an enum")
+        if prop.get("format") == "skill" and prop["type"] != "string":
+            raise _fail(where, f"inputs.properties.{name}.type", "a skill input is a string")
     defaults = {name: prop["default"] for name, prop in inputs["properties"].items()}
     problem = next(iter(Draft202012Validator(inputs).iter_errors(defaults)), None)
     if problem:
@@ -87,7 +92,7 @@ def validate_spec(spec: Any, where: str) -> dict[str, Any]:
         for key in ("system", "prompt"):
             if key in step:
                 _check_template(step[key], where, f"steps[{i}].{key}")
-        if step.get("tools") and not spec["skills"]:
+        if step.get("tools") and not spec["skills"] and not skill_inputs:
             raise _fail(where, f"steps[{i}].tools", "tools read skill references, but the spec names no skills")
     names = [a["name"] for a in spec["artifacts"]]
     for i, artifact in enumerate(spec["artifacts"]):

@@ -6,4 +6,5 @@ app_name = "catalog"
 urlpatterns = [
     path("", views.index, name="index"),
     path("workflows/<slug:slug>/", views.detail, name="detail"),
+    path("skills/<slug:name>/", views.skill_detail, name="skill"),
 ]

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from django.http import HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 
+from runs import estimates
 from runs.access import recent_runs_for_user
 from runs.models import Mode
 from runs.services import RunRefused, start_run
@@ -10,7 +11,8 @@ from settings_app.htmx import HtmxHttpRequest
 
 from .access import enabled_workflows, get_workflow_for_user
 from .forms import InputsForm
-from .models import Persona
+from .inputs import skill_input
+from .models import Persona, Skill
 
 
 def index(request: HtmxHttpRequest) -> HttpResponse:
@@ -26,9 +28,11 @@ def index(request: HtmxHttpRequest) -> HttpResponse:
 
 def detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     workflow = get_workflow_for_user(request.user, slug)
-    version = workflow.latest_version
+    version = workflow.current_version
     assert version is not None
-    form = InputsForm(version.input_schema, request.POST or None)
+    # A link may preset inputs (a skill's page links its template workflows with ?skill=<name>).
+    preset = {name: request.GET[name] for name in version.input_schema["properties"] if name in request.GET}
+    form = InputsForm(version.input_schema, request.POST or None, initial=preset)
     if request.method == "POST" and form.is_valid():
         mode = request.POST.get("mode", Mode.TEST)
         try:
@@ -45,5 +49,20 @@ def detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         "skills": version.skills.select_related("skill").order_by("skill__name"),
         "recent_runs": recent_runs_for_user(request.user, workflow=workflow)[:5],
         "caps": version.spec["caps"],
+        "estimates": estimates.for_version(version),
     }
     return render(request, "catalog/detail.html", context, status=status)
+
+
+def skill_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
+    skill = get_object_or_404(Skill.objects.select_related("latest"), name=name)
+    using, templates = [], []
+    for workflow in enabled_workflows():
+        assert workflow.latest_version is not None
+        if skill_input(workflow.latest_version.input_schema):
+            templates.append(workflow)
+        elif any(sv.skill_id == skill.pk for sv in workflow.latest_version.skills.all()):
+            using.append(workflow)
+    references = sorted((skill.latest.references if skill.latest else {}).keys())
+    context = {"skill": skill, "using": using, "templates": templates, "references": references}
+    return render(request, "catalog/skill.html", context)

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from catalog import inputs as run_inputs
 from catalog import templating
-from catalog.models import SkillVersion
+from catalog.models import Skill, SkillVersion
 from providers import llm, pricing, resilience
 from providers.crypto import EncryptionNotConfigured, SecretUnreadable
 from providers.models import ProviderConnection
@@ -122,9 +122,7 @@ class Executor:
             )
         if run.mode == Mode.FULL:
             self._check_progression(checks)
-        self.skills = {
-            sv.skill.name: sv for sv in run.workflow_version.skills.select_related("skill").order_by("skill__name")
-        }
+        self.skills = self._skills()
         try:
             self.targets = resolve(run.requested_models or spec.get("models", []), explicit=bool(run.requested_models))
         except (ModelNotAvailable, SecretUnreadable, EncryptionNotConfigured, UnsafeURL) as exc:
@@ -154,6 +152,19 @@ class Executor:
         refusal = budgets.refusal(run, primary.connection_id, estimate)
         if refusal:
             raise RunStopped(Status.STOPPED, refusal)
+
+    def _skills(self) -> dict[str, SkillVersion]:
+        """The spec's own skills, plus the one a template workflow's skill input chose (its latest version)."""
+        versions = self.run.workflow_version.skills.select_related("skill").order_by("skill__name")
+        skills = {sv.skill.name: sv for sv in versions}
+        chosen = run_inputs.skill_input(self.spec["inputs"])
+        if chosen:
+            skill = Skill.objects.select_related("latest").filter(name=self.run.inputs.get(chosen)).first()
+            if skill is None or skill.latest is None:
+                raise RunStopped(Status.FAILED, f"The skill '{self.run.inputs.get(chosen)}' is not in the catalog.")
+            skills[skill.name] = skill.latest
+        self.trace.validation["skills"] = {name: sv.content_hash[:12] for name, sv in skills.items()}
+        return skills
 
     def _check_progression(self, checks: list[dict[str, Any]]) -> None:
         reason = progression.full_run_blocker(self.run.workflow_version, self.run.inputs_hash, exclude=self.run.pk)

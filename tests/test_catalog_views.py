@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 
 from catalog.models import Workflow
+from catalog.specs import load_specs
 from runs.models import Mode, Run, Status
 
 from .factories import WorkflowVersionFactory
@@ -45,7 +47,7 @@ def test_the_catalog_uses_a_fixed_number_of_queries(alice_client, catalog, count
         WorkflowVersionFactory()
     eleven, page = count_queries(alice_client, reverse("catalog:index"))
     assert eleven == one <= 8  # session, user, permissions, workflows, their skills
-    assert page.count('class="card"') == 11
+    assert page.count('class="card"') == 10 + len(load_specs(settings.WORKFLOWS_DIR))
 
 
 def test_a_disabled_workflow_is_hidden_and_cannot_be_run(alice_client, catalog):
@@ -117,3 +119,16 @@ def test_tags_filter_the_catalog(alice_client, catalog):
     WorkflowVersionFactory(workflow__slug="other", workflow__title="Other", workflow__tags=["other"])
     page = alice_client.get(reverse("catalog:index"), {"tag": "agents"}).content.decode()
     assert "Learn Agentic AI" in page and ">Other<" not in page
+
+
+def test_the_workflow_page_estimates_the_cost_per_mode_for_each_connected_model(alice_client, catalog):
+    from providers import services as provider_services
+
+    page = alice_client.get(reverse("catalog:detail", args=[catalog.slug])).content.decode()
+    assert "runs use the offline demo model" in page
+    provider_services.save_connection(
+        actor=None, ip=None, provider="openai", label="T", api_key="sk-estimate-0123456789abcdef"
+    )
+    page = alice_client.get(reverse("catalog:detail", args=[catalog.slug])).content.decode()
+    assert '<th scope="row">openai/gpt-4o-mini</th>' in page
+    assert page.count("≤ $0.0") == 2

@@ -53,13 +53,15 @@ class Command(BaseCommand):
             return self._again(options)
         if not options["workflow"]:
             raise CommandError("Name a workflow, e.g. `runworkflow learn-agentic-ai`.")
-        workflow = Workflow.objects.select_related("latest_version").filter(slug=options["workflow"]).first()
-        if workflow is None or workflow.latest_version is None:
+        workflow = (
+            Workflow.objects.select_related("latest_version", "pinned_version").filter(slug=options["workflow"]).first()
+        )
+        if workflow is None or workflow.current_version is None:
             known = ", ".join(Workflow.objects.order_by("slug").values_list("slug", flat=True)[:30])
             raise CommandError(
                 f"Unknown workflow '{options['workflow']}'. Known workflows: {known or 'none (run sync_workflows)'}."
             )
-        version = workflow.latest_version
+        version = workflow.current_version
         try:
             import_environment()  # a headless start-up: keys from the environment become encrypted connections
         except (ConnectionError_, EncryptionNotConfigured) as exc:

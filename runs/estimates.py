@@ -1,0 +1,70 @@
+"""Cost estimates shown on a workflow's page: per mode, for each connected model, with the default inputs."""
+
+from __future__ import annotations
+
+import functools
+from decimal import Decimal
+from typing import Any
+
+from django.core.cache import cache
+
+from catalog import inputs as run_inputs
+from catalog.models import Skill, WorkflowVersion
+from providers import pricing
+from providers.crypto import SecretUnreadable
+from providers.resolution import ModelNotAvailable, configured_connections, target_for
+from providers.ssrf import UnsafeURL
+
+from . import costs, prompts, tools
+from .models import Mode
+
+
+def for_version(version: WorkflowVersion) -> list[dict[str, Any]]:
+    """[{model, test, full}] in dollars (None when unpriced), cached for ten minutes per version."""
+    key = f"estimates:{version.pk}:" + ",".join(
+        f"{c.pk}:{c.updated_at.timestamp()}" for c in configured_connections().values()
+    )
+    found = cache.get(key)
+    if found is None:
+        found = _compute(version)
+        cache.set(key, found, 600)
+    return found
+
+
+def _messages(step: dict[str, Any], *, ctx: dict[str, Any], skills: dict[str, Any]) -> list[dict[str, Any]]:
+    return prompts.messages(step, ctx, skills)
+
+
+def _compute(version: WorkflowVersion) -> list[dict[str, Any]]:
+    spec = version.spec
+    skills = {sv.skill.name: sv for sv in version.skills.select_related("skill")}
+    chosen = run_inputs.skill_input(spec["inputs"])
+    defaults = run_inputs.defaults(spec["inputs"])
+    if chosen:
+        skill = Skill.objects.select_related("latest").filter(name=defaults.get(chosen)).first()
+        if skill and skill.latest:
+            skills[skill.name] = skill.latest
+    rows = []
+    for provider, connection in configured_connections().items():
+        name = connection.default_model or f"{provider}/default"
+        try:
+            target = target_for(name, connection)
+        except (ModelNotAvailable, SecretUnreadable, UnsafeURL):  # no estimate for it, and no error page
+            continue
+        price = pricing.price_of(target)
+        row: dict[str, Any] = {"model": target.model}
+        for mode in (Mode.TEST, Mode.FULL):
+            caps = spec["caps"][mode]
+            worst = prompts.StepOutputs({s["id"]: "word " * caps["max_output_tokens"] for s in spec["steps"]})
+            ctx = prompts.context(spec, defaults, worst, skills, mode)
+            estimate: Decimal | None = costs.estimate(
+                target,
+                price,
+                spec["steps"],
+                caps,
+                functools.partial(_messages, ctx=ctx, skills=skills),
+                lambda step: tools.definitions(step["tools"], skills) if step.get("tools") else None,
+            )
+            row[mode] = estimate
+        rows.append(row)
+    return rows

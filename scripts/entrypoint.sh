@@ -39,6 +39,7 @@ prepare() {
   manage sync_workflows
   manage connect_env_providers
   manage ensure_schedules
+  manage setup_roles
   manage ensure_admin
 }
 

@@ -12,7 +12,8 @@ from catalog.services import sync_workflows
 
 from .factories import UserFactory
 
-SHARED_SKILLS = Path(settings.BASE_DIR).parent / "shared" / "skills" / "ai-research-skills"
+SHARED_DIR = Path(os.environ.get("SHARED_DIR", Path(settings.BASE_DIR).parent / "shared"))
+SHARED_SKILLS = SHARED_DIR / "skills" / "ai-research-skills"
 
 
 @pytest.fixture

@@ -19,8 +19,6 @@ from .factories import UserFactory
 from .support.fake_llm import fake_llm
 from .support.processes import start_qcluster, stop
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls the tests make are still synchronous.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SHOTS = Path(settings.BASE_DIR) / "test-artifacts" / "screenshots"
@@ -35,6 +33,8 @@ def browser() -> Iterator[object]:
         pytest.skip("Chromium is not installed")
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API runs an event loop in this thread; the ORM calls these tests make stay synchronous.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     args = [
         "--no-sandbox",
         "--disable-gpu",
@@ -45,8 +45,11 @@ def browser() -> Iterator[object]:
     ]
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
-        yield chromium
-        chromium.close()
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 @pytest.fixture

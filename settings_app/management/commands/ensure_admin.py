@@ -4,6 +4,8 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from settings_app.roles import ADMIN, assign_role
+
 
 class Command(BaseCommand):
     help = (
@@ -21,7 +23,8 @@ class Command(BaseCommand):
         generated = not password
         if generated:
             password = secrets.token_urlsafe(12)
-        User.objects.create_superuser(username=username, email="", password=password)
+        user = User.objects.create_superuser(username=username, email="", password=password)
+        assign_role(user, ADMIN)
         if generated:
             self.stdout.write(
                 self.style.WARNING(

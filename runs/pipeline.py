@@ -33,7 +33,7 @@ from settings_app.models import AuditAction
 from . import budgets, cache, costs, progression, prompts, tools
 from .models import Artifact, Mode, Run, Status
 from .recovery import Heartbeat
-from .trace import Trace, now_iso
+from .trace import Trace, now_iso, run_summary, step_totals
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -218,9 +218,9 @@ class Executor:
             try:
                 output = self._run_step(step, entry)
             except BaseException:
-                entry["status"] = "interrupted"
+                entry.update(status="interrupted", **step_totals(entry))
                 raise
-            entry.update(status="done", finished_at=now_iso(), output_chars=len(output))
+            entry.update(status="done", finished_at=now_iso(), output_chars=len(output), **step_totals(entry))
             self.outputs[step["id"]] = output
             self._save(step_outputs=dict(self.outputs), steps_done=self.run.steps_done + 1)
 
@@ -335,30 +335,6 @@ class Executor:
         for spec_artifact in self.spec["artifacts"]:
             self._write_artifact(spec_artifact["name"], templating.render(spec_artifact["template"], ctx))
 
-    def summary(self) -> dict[str, Any]:
-        run = self.run
-        return {
-            "id": str(run.pk),
-            "workflow": run.workflow_version.workflow.slug,
-            "version": run.workflow_version.number,
-            "spec_version": run.workflow_version.version,
-            "mode": run.mode,
-            "status": run.status,
-            "reason": run.reason,
-            "model": run.model_used,
-            "inputs": run.inputs,
-            "inputs_hash": run.inputs_hash,
-            "resumed_from": str(run.resumed_from_id) if run.resumed_from_id else None,
-            "replay": run.replay,
-            "started_at": run.started_at,
-            "finished_at": run.finished_at,
-            "estimated_cost_usd": run.estimated_cost_usd,
-            "cost_usd": None if run.cost_unpriced and not run.cost_usd else run.cost_usd,
-            "cost_unpriced": run.cost_unpriced,
-            "tokens": {"prompt": run.prompt_tokens, "completion": run.completion_tokens},
-            "tool_calls": self.tool_calls_used,
-        }
-
     def execute(self) -> None:
         run = self.run
         status, reason = Status.FAILED, "The run ended unexpectedly."
@@ -393,7 +369,7 @@ class Executor:
             except Exception:
                 log.exception("partial artifacts of run %s could not be written", self.run.pk)
         self.run.status, self.run.reason, self.run.finished_at = status, reason, timezone.now()
-        self._write_artifact("trace.json", self.trace.render(self.summary()))
+        self._write_artifact("trace.json", self.trace.render(run_summary(self.run, self.tool_calls_used)))
         self._save(status=status, reason=reason, finished_at=self.run.finished_at, current_step="")
         self.say(f"{status}: {reason}")
 

@@ -58,6 +58,42 @@ class Trace:
         return redact(text, *self._secrets)
 
 
+def step_totals(entry: dict[str, Any]) -> dict[str, Any]:
+    """A step's tokens and cost, summed over its calls (None when a call was unpriced)."""
+    calls = entry["calls"]
+    costs = [c.get("cost_usd") for c in calls if "model" in c]
+    return {
+        "prompt_tokens": sum(c.get("prompt_tokens", 0) for c in calls),
+        "completion_tokens": sum(c.get("completion_tokens", 0) for c in calls),
+        "cost_usd": None if any(c is None for c in costs) else sum(costs, Decimal(0)),
+    }
+
+
+def run_summary(run: Any, tool_calls: int) -> dict[str, Any]:
+    """The `run` part of trace.json."""
+    return {
+        "id": str(run.pk),
+        "workflow": run.workflow_version.workflow.slug,
+        "version": run.workflow_version.number,
+        "spec_version": run.workflow_version.version,
+        "mode": run.mode,
+        "status": run.status,
+        "reason": run.reason,
+        "model": run.model_used,
+        "inputs": run.inputs,
+        "inputs_hash": run.inputs_hash,
+        "resumed_from": str(run.resumed_from_id) if run.resumed_from_id else None,
+        "replay": run.replay,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "estimated_cost_usd": run.estimated_cost_usd,
+        "cost_usd": None if run.cost_unpriced and not run.cost_usd else run.cost_usd,
+        "cost_unpriced": run.cost_unpriced,
+        "tokens": {"prompt": run.prompt_tokens, "completion": run.completion_tokens},
+        "tool_calls": tool_calls,
+    }
+
+
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)

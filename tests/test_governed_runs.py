@@ -84,6 +84,9 @@ def test_the_budget_stops_a_run_mid_way_and_keeps_what_it_made(catalog, alice, o
     assert "_(This step did not run.)_" in text(run, "notes.md")
     assert json.loads(text(run, "trace.json"))["events"][0]["message"] == "budget would be passed"
     assert len([r for r in openai.requests if r["body"]["max_tokens"] != 1]) == 1
+    outline = json.loads(text(run, "trace.json"))["steps"][0]
+    assert (outline["prompt_tokens"], outline["completion_tokens"]) == (100, 50)
+    assert Decimal(outline["cost_usd"]) == run.cost_usd
 
 
 def test_an_operator_price_prices_a_model_the_map_lacks(catalog, alice):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
-from runs import estimates
+from runs import estimates, progression
 from runs.access import recent_runs_for_user
 from runs.models import Mode
 from runs.services import RunRefused, start_run
@@ -48,6 +48,7 @@ def detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         "form": form,
         "skills": version.skills.select_related("skill").order_by("skill__name"),
         "recent_runs": recent_runs_for_user(request.user, workflow=workflow)[:5],
+        "ready_for_full": progression.ready_for_full(request.user, version)[:3],
         "caps": version.spec["caps"],
         "estimates": estimates.for_version(version),
     }

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from catalog.models import WorkflowVersion
@@ -31,6 +32,14 @@ def full_run_blocker(version: WorkflowVersion, inputs_hash: str, *, exclude: Any
         "A full run needs a passed test run of this workflow version with the same inputs "
         f"in the last {window}. Run a test first."
     )
+
+
+def ready_for_full(user: Any, version: WorkflowVersion) -> QuerySet[Run]:
+    """The user's passed test runs of this version still inside the window: each unlocks a full run."""
+    since = timezone.now() - timedelta(hours=settings.FULL_RUN_WINDOW_HOURS)
+    return Run.objects.filter(
+        user=user, workflow_version=version, mode=Mode.TEST, status=Status.SUCCEEDED, finished_at__gte=since
+    ).order_by("-finished_at")
 
 
 def may_skip(user: Any) -> bool:

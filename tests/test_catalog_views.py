@@ -132,3 +132,14 @@ def test_the_workflow_page_estimates_the_cost_per_mode_for_each_connected_model(
     page = alice_client.get(reverse("catalog:detail", args=[catalog.slug])).content.decode()
     assert '<th scope="row">openai/gpt-4o-mini</th>' in page
     assert page.count("≤ $0.0") == 2
+
+
+def test_the_workflow_page_offers_a_full_run_for_each_passed_test_run(alice_client, alice, catalog):
+    from runs import pipeline, services
+
+    page = alice_client.get(reverse("catalog:detail", args=[catalog.slug])).content.decode()
+    assert "Ready for a full run" not in page
+    run = services.start_run(workflow_version=catalog.latest_version, user=alice, inputs={}, mode="test", queue=False)
+    pipeline.execute(run.pk)
+    page = alice_client.get(reverse("catalog:detail", args=[catalog.slug])).content.decode()
+    assert "Ready for a full run" in page and f'action="{reverse("runs:full", args=[run.pk])}"' in page

@@ -131,3 +131,10 @@ def test_the_usage_page_charts_spend_and_shows_the_budget_left(alice_client, ali
     assert "<svg" in page and 'class="bar"' in page
     assert "left: $0.7500" in page
     assert "<td>openai</td>" in page and "<td>Learn Agentic AI</td>" in page
+
+
+def test_usage_of_unpriced_runs_says_unpriced_and_charts_tokens(alice_client, finished_run):
+    page = alice_client.get(reverse("runs:usage")).content.decode()
+    assert "Tokens per day (every run was unpriced)" in page
+    assert "<td>offline</td><td>1</td>" in page.replace("\n", "").replace("  ", "")
+    assert "unpriced</td>" in page and "$0.0000" not in page

@@ -138,3 +138,24 @@ def test_usage_of_unpriced_runs_says_unpriced_and_charts_tokens(alice_client, fi
     assert "Tokens per day (every run was unpriced)" in page
     assert "<td>offline</td><td>1</td>" in page.replace("\n", "").replace("  ", "")
     assert "unpriced</td>" in page and "$0.0000" not in page
+
+
+def test_the_main_pages_answer_well_under_200_ms(alice_client, finished_run):
+    import statistics
+    import time
+
+    urls = [
+        reverse("catalog:index"),
+        reverse("catalog:detail", args=["learn-agentic-ai"]),
+        reverse("runs:detail", args=[finished_run.pk]),
+        reverse("runs:history"),
+        reverse("runs:usage"),
+    ]
+    for url in urls:
+        alice_client.get(url)  # warm caches and template loading
+        timings = []
+        for _ in range(5):
+            started = time.perf_counter()
+            assert alice_client.get(url).status_code == 200
+            timings.append(time.perf_counter() - started)
+        assert statistics.median(timings) < 0.2, f"{url}: {statistics.median(timings) * 1000:.0f} ms"

@@ -32,5 +32,9 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Known vulnerabilities in the pinned dependencies (needs the PyPI JSON API or OSV to be reachable).
+audit: install
+	$(BIN)/pip-audit --disable-pip --require-hashes -r requirements/base.txt
+
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

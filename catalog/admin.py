@@ -5,7 +5,7 @@ import yaml
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from .models import Skill, SkillVersion, Workflow, WorkflowVersion
+from .models import Persona, Skill, SkillVersion, Workflow, WorkflowVersion
 from .services import save_skill
 from .skills import SkillError, parse_skill
 
@@ -98,3 +98,10 @@ class SkillVersionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+@admin.register(Persona)
+class PersonaAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "description", "position")
+    list_editable = ("position",)
+    prepopulated_fields = {"slug": ("name",)}

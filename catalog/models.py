@@ -2,13 +2,35 @@ from __future__ import annotations
 
 from django.db import models
 
+DEFAULT_PERSONAS = [
+    ("student", "Student", "Learns a topic from expert skills without prompt engineering."),
+    ("researcher", "Researcher", "Plans experiments, reads papers, maps the literature."),
+    ("ml-engineer", "ML engineer", "Builds, debugs, evaluates and deploys models."),
+    ("educator", "Educator", "Teaches skills to others: lessons, quizzes, workshops."),
+    ("tech-lead", "Tech lead", "Decides for a team: adoption, risk, cost, onboarding."),
+]
 
-class Persona(models.TextChoices):
-    STUDENT = "student", "Student"
-    RESEARCHER = "researcher", "Researcher"
-    ML_ENGINEER = "ml-engineer", "ML engineer"
-    EDUCATOR = "educator", "Educator"
-    TECH_LEAD = "tech-lead", "Tech lead"
+
+class Persona(models.Model):
+    """Who a workflow is for. Operators edit names, descriptions and order in the admin, and can add more."""
+
+    slug = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=80)
+    description = models.CharField(max_length=300, blank=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def ensure_defaults(cls) -> None:
+        for position, (slug, name, description) in enumerate(DEFAULT_PERSONAS):
+            cls.objects.get_or_create(
+                slug=slug, defaults={"name": name, "description": description, "position": position}
+            )
 
 
 class Skill(models.Model):

@@ -8,7 +8,7 @@ from pathlib import Path
 from django.db import transaction
 from django.db.models import Max
 
-from .models import Skill, SkillVersion, Workflow, WorkflowVersion
+from .models import Persona, Skill, SkillVersion, Workflow, WorkflowVersion
 from .skills import ParsedSkill, SkillError, find_skill_folders, parse_skill
 from .specs import LoadedSpec, SpecError, load_specs
 
@@ -80,7 +80,13 @@ def sync_workflows(*, workflows_dir: Path, skills_dir: Path | None = None) -> Sy
         except SkillError as exc:
             raise SpecError(str(exc)) from exc
     report = SyncReport()
+    Persona.ensure_defaults()  # the five built-in personas exist whatever the specs say
     with transaction.atomic():
+        known_personas = set(Persona.objects.values_list("slug", flat=True))
+        for loaded in specs:
+            unknown = sorted(set(loaded.spec["personas"]) - known_personas)
+            if unknown:
+                raise SpecError(f"{loaded.path}: personas: no persona {', '.join(unknown)} (add it in the admin first)")
         skills = {p.name: save_skill(p)[0] for p in parsed}
         for skill in Skill.objects.select_related("latest").exclude(name__in=skills):
             if skill.latest:

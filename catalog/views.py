@@ -16,12 +16,13 @@ from .models import Persona, Skill
 
 
 def index(request: HtmxHttpRequest) -> HttpResponse:
+    personas = list(Persona.objects.values_list("slug", "name"))
     persona = request.GET.get("persona", "")
-    persona = persona if persona in Persona.values else ""
+    persona = persona if persona in dict(personas) else ""
     query = request.GET.get("q", "").strip()[:100]
     tag = request.GET.get("tag", "").strip()[:40]
     workflows = enabled_workflows(query=query, persona=persona, tag=tag)
-    context = {"workflows": workflows, "personas": Persona.choices, "persona": persona, "q": query, "tag": tag}
+    context = {"workflows": workflows, "personas": personas, "persona": persona, "q": query, "tag": tag}
     template = "catalog/_workflow_list.html" if request.htmx else "catalog/index.html"
     return render(request, template, context)
 

@@ -155,3 +155,18 @@ def test_tool_calls_come_back_from_both_protocols(openai_server, anthropic_serve
         assert [(c.name, json.loads(c.arguments)) for c in result.tool_calls] == [
             ("read_reference", {"path": "references/a.md"})
         ]
+
+
+def test_the_fake_server_streams_through_the_real_litellm_path(openai_server):
+    openai_server.push({"content": "one two three"})
+    target = openai_target(openai_server)
+    chunks = llm.lib().completion(
+        model=target.litellm_model,
+        messages=MESSAGES,
+        api_key=target.api_key,
+        api_base=target.api_base,
+        stream=True,
+        max_retries=0,
+    )
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert "".join(pieces) == "one two three" and len(pieces) == 3

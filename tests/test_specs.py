@@ -101,3 +101,14 @@ def test_the_shipped_catalog_loads_with_its_skill(catalog):
     assert len(version.spec["steps"]) >= 2
     assert any(step.get("tools") for step in version.spec["steps"])
     assert all("default" in prop for prop in version.input_schema["properties"].values())
+
+
+def test_personas_are_managed_by_operators_and_specs_must_name_known_ones(tmp_path):
+    from catalog.models import Persona
+
+    write(tmp_path, minimal_spec(personas=["astronaut"]))
+    with pytest.raises(SpecError, match="no persona astronaut"):
+        sync_workflows(workflows_dir=tmp_path)
+    assert Persona.objects.count() == 5  # the defaults exist once the catalog is loaded
+    Persona.objects.create(slug="astronaut", name="Astronaut")
+    assert sync_workflows(workflows_dir=tmp_path).created == ["tiny"]

@@ -9,6 +9,7 @@ Script entries (consumed in order; when the script is empty, a plain answer is s
   {"drop": True}                                      close the connection without an answer
   {"tool_call": {"name": ..., "arguments": {...}}}    answer with one tool call
   {"content": "text"}                                 answer with this text
+A request with "stream": true is answered with server-sent events, one chunk per word (OpenAI flavour).
 """
 
 from __future__ import annotations
@@ -105,7 +106,36 @@ class FakeLLM:
                     if fake.flavour == "anthropic"
                     else fake.openai_answer(body, entry)
                 )
+                if body.get("stream") and fake.flavour == "openai":
+                    self._stream(answer)
+                    return
                 self._send(200, json.dumps(answer).encode(), {})
+
+            def _stream(self, answer: dict[str, Any]) -> None:
+                """Server-sent events, one chunk per word, then usage and [DONE], as OpenAI streams."""
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                words = (answer["choices"][0]["message"]["content"] or "").split(" ")
+                base = {
+                    "id": answer["id"],
+                    "object": "chat.completion.chunk",
+                    "created": answer["created"],
+                    "model": answer["model"],
+                }
+                for i, word in enumerate(words):
+                    delta = {"role": "assistant", "content": word if i == 0 else " " + word}
+                    chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                done = {
+                    **base,
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                    "usage": answer["usage"],
+                }
+                self.wfile.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
 
             def _send(self, status: int, data: bytes, headers: dict[str, str]) -> None:
                 self.send_response(status)

@@ -20,4 +20,5 @@ def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    return _page(request, 500, "Something went wrong", "The error was logged. Please try again in a moment.")
+    # No request context: the error may be the database or the session, which the full layout would touch.
+    return HttpResponse(render_to_string("500.html"), status=500)

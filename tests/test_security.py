@@ -176,3 +176,16 @@ def test_user_input_is_data_never_a_template(alice, catalog):
         notes = handle.read().decode()
     assert notes.startswith("# Learn Agentic AI: {{ 7*7 }} {% if 1 %}x{% endif %}")
     assert "49" not in notes.splitlines()[0]
+
+
+def test_error_pages_are_in_plain_words_and_the_site_style(alice_client, settings, monkeypatch):
+    from catalog import views
+
+    settings.DEBUG = False
+    page = alice_client.get("/no-such-page/")
+    assert page.status_code == 404 and b"There is nothing here" in page.content and b"site-header" in page.content
+    monkeypatch.setattr(views, "enabled_workflows", lambda **kw: 1 / 0)
+    alice_client.raise_request_exception = False
+    broken = alice_client.get(reverse("catalog:index"))
+    assert broken.status_code == 500
+    assert b"Something went wrong" in broken.content and b"Traceback" not in broken.content

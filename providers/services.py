@@ -98,7 +98,7 @@ def test_connection(connection: ProviderConnection, *, actor: Any, ip: str | Non
     label = Provider(connection.provider).label
     try:
         target = target_for(connection.default_model or f"{connection.provider}/default", connection)
-        llm.complete(target, [{"role": "user", "content": "Reply with OK."}], max_tokens=5, timeout=20)
+        _ping(target, max_tokens=5)
     except crypto.SecretUnreadable as exc:
         ok, message = False, str(exc)
     except UnsafeURL as exc:
@@ -107,10 +107,7 @@ def test_connection(connection: ProviderConnection, *, actor: Any, ip: str | Non
         ok, message = False, FRIENDLY.get(exc.kind, exc.message)
     else:
         ok, message = True, f"Connected to {label}."
-    connection.status = ConnectionStatus.CONNECTED if ok else ConnectionStatus.FAILED
-    connection.status_message = message[:300]
-    connection.last_tested_at = timezone.now()
-    connection.save(update_fields=["status", "status_message", "last_tested_at", "updated_at"])
+    _remember(connection, ok, message)
     record(AuditAction.TESTED, connection, actor=actor, ip=ip, ok=ok)
     return ok, message
 
@@ -193,18 +190,23 @@ def check_reachable(target: Target) -> tuple[bool, str]:
     ):
         return True, "checked recently"
     try:
-        llm.complete(target, [{"role": "user", "content": "Reply with OK."}], max_tokens=1, timeout=20)
+        _ping(target, max_tokens=1)
     except llm.ProviderError as exc:
         if exc.retryable:
             return True, f"busy ({exc.kind}); the run will retry"
-        connection.status, connection.status_message = (
-            ConnectionStatus.FAILED,
-            FRIENDLY.get(exc.kind, exc.message)[:300],
-        )
-        connection.last_tested_at = timezone.now()
-        connection.save(update_fields=["status", "status_message", "last_tested_at"])
+        _remember(connection, False, FRIENDLY.get(exc.kind, exc.message))
         return False, connection.status_message
-    connection.status, connection.status_message = ConnectionStatus.CONNECTED, "Connected."
-    connection.last_tested_at = timezone.now()
-    connection.save(update_fields=["status", "status_message", "last_tested_at"])
+    _remember(connection, True, "Connected.")
     return True, "connected"
+
+
+def _ping(target: Target, *, max_tokens: int) -> None:
+    """The one minimal real call both the Test connection button and validation make."""
+    llm.complete(target, [{"role": "user", "content": "Reply with OK."}], max_tokens=max_tokens, timeout=20)
+
+
+def _remember(connection: ProviderConnection, ok: bool, message: str) -> None:
+    connection.status = ConnectionStatus.CONNECTED if ok else ConnectionStatus.FAILED
+    connection.status_message = message[:300]
+    connection.last_tested_at = timezone.now()
+    connection.save(update_fields=["status", "status_message", "last_tested_at", "updated_at"])

@@ -9,7 +9,7 @@ from typing import Any
 from providers import llm
 from providers.resolution import Target
 
-from . import tools
+from . import prompts, tools
 
 CENT_FRACTION = Decimal("0.00000001")
 
@@ -42,3 +42,25 @@ def worst_next_call(
     target: Target, price: llm.Price, messages: list[dict[str, Any]], offer: list[dict[str, Any]] | None, max_out: int
 ) -> Decimal:
     return price.cost(llm.count_tokens(target, messages, offer), max_out)
+
+
+def upper_estimate(
+    target: Target,
+    price: llm.Price | None,
+    spec: dict[str, Any],
+    mode: str,
+    inputs: dict[str, Any],
+    skills: dict[str, Any],
+) -> Decimal | None:
+    """`estimate` for a spec in a mode: every earlier step's output counted at the mode's output cap."""
+    caps = spec["caps"][mode]
+    worst = prompts.StepOutputs({step["id"]: "word " * caps["max_output_tokens"] for step in spec["steps"]})
+    ctx = prompts.context(spec, inputs, worst, skills, mode)
+    return estimate(
+        target,
+        price,
+        spec["steps"],
+        caps,
+        lambda step: prompts.messages(step, ctx, skills),
+        lambda step: tools.definitions(step["tools"], skills) if step.get("tools") else None,
+    )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-from decimal import Decimal
 from typing import Any
 
 from django.core.cache import cache
@@ -15,7 +13,7 @@ from providers.crypto import SecretUnreadable
 from providers.resolution import ModelNotAvailable, configured_connections, target_for
 from providers.ssrf import UnsafeURL
 
-from . import costs, prompts, tools
+from . import costs
 from .models import Mode
 
 
@@ -29,10 +27,6 @@ def for_version(version: WorkflowVersion) -> list[dict[str, Any]]:
         found = _compute(version)
         cache.set(key, found, 600)
     return found
-
-
-def _messages(step: dict[str, Any], *, ctx: dict[str, Any], skills: dict[str, Any]) -> list[dict[str, Any]]:
-    return prompts.messages(step, ctx, skills)
 
 
 def _compute(version: WorkflowVersion) -> list[dict[str, Any]]:
@@ -54,17 +48,6 @@ def _compute(version: WorkflowVersion) -> list[dict[str, Any]]:
         price = pricing.price_of(target)
         row: dict[str, Any] = {"model": target.model}
         for mode in (Mode.TEST, Mode.FULL):
-            caps = spec["caps"][mode]
-            worst = prompts.StepOutputs({s["id"]: "word " * caps["max_output_tokens"] for s in spec["steps"]})
-            ctx = prompts.context(spec, defaults, worst, skills, mode)
-            estimate: Decimal | None = costs.estimate(
-                target,
-                price,
-                spec["steps"],
-                caps,
-                functools.partial(_messages, ctx=ctx, skills=skills),
-                lambda step: tools.definitions(step["tools"], skills) if step.get("tools") else None,
-            )
-            row[mode] = estimate
+            row[mode] = costs.upper_estimate(target, price, spec, mode, defaults, skills)
         rows.append(row)
     return rows

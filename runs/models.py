@@ -99,6 +99,20 @@ class Artifact(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @classmethod
+    def write(cls, run: Run, name: str, text: str) -> Artifact:
+        """Store text as the run's artifact `name`, replacing an earlier one of that name."""
+        from django.core.files.base import ContentFile
+        from django.db import transaction
+
+        data = text.encode()
+        with transaction.atomic():
+            cls.objects.filter(run=run, name=name).delete()
+            artifact = cls(run=run, name=name, size=len(data))
+            artifact.file.save(name, ContentFile(data), save=False)
+            artifact.save()
+        return artifact
+
     @property
     def content_type(self) -> str:
         return {"md": "text/markdown", "json": "application/json"}.get(self.name.rsplit(".", 1)[-1], "text/plain")

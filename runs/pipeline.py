@@ -14,8 +14,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.db import transaction
 from django.utils import timezone
 
 from catalog import inputs as run_inputs
@@ -191,17 +189,10 @@ class Executor:
             audit.record(AuditAction.USED, connection, actor=self.run.user, run=str(self.run.pk))
 
     def _estimate(self, target: Target) -> Decimal | None:
-        worst = prompts.StepOutputs(
-            {step["id"]: "word " * self.caps["max_output_tokens"] for step in self.spec["steps"]}
-        )
-        ctx = prompts.context(self.spec, self.run.inputs, worst, self.skills, self.run.mode)
-        return costs.estimate(
-            target,
-            self.prices.get(target.model),
-            self.spec["steps"],
-            self.caps,
-            lambda step: prompts.messages(step, ctx, self.skills),
-            self._tool_defs,
+        # validate mode is priced as the test run it stands for
+        mode = Mode.TEST if self.run.mode == Mode.VALIDATE else self.run.mode
+        return costs.upper_estimate(
+            target, self.prices.get(target.model), self.spec, mode, self.run.inputs, self.skills
         )
 
     # -- steps -----------------------------------------------------------------------------------------
@@ -324,11 +315,7 @@ class Executor:
 
     # -- artifacts and the end -------------------------------------------------------------------------
     def _write_artifact(self, name: str, text: str) -> None:
-        with transaction.atomic():
-            Artifact.objects.filter(run=self.run, name=name).delete()
-            artifact = Artifact(run=self.run, name=name, size=len(text.encode()))
-            artifact.file.save(name, ContentFile(text.encode()), save=False)
-            artifact.save()
+        Artifact.write(self.run, name, text)
 
     def write_artifacts(self) -> None:
         ctx = self._context()

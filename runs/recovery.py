@@ -9,7 +9,6 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.db import connection
 from django.utils import timezone
 
@@ -71,7 +70,4 @@ def _note_in_trace(run_id: Any) -> None:
         "run": {"id": str(run.pk), "status": run.status, "reason": run.reason, "steps_done": run.steps_done},
         "events": [{"at": now_iso(), "kind": "recovered", "message": LOST}],
     }
-    text = json.dumps(document, indent=2)
-    artifact = Artifact(run=run, name="trace.json", size=len(text))
-    artifact.file.save("trace.json", ContentFile(text.encode()), save=False)
-    artifact.save()
+    Artifact.write(run, "trace.json", json.dumps(document, indent=2))

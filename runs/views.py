@@ -129,19 +129,17 @@ def cancel(request: HttpRequest, run_id: str) -> HttpResponse:
 
 @require_POST
 def run_full(request: HttpRequest, run_id: str) -> HttpResponse:
-    test_run = get_run_for_user(request.user, run_id)
-    try:
-        run = start_run(
-            workflow_version=test_run.workflow_version,
+    return _again(
+        request,
+        run_id,
+        lambda run: start_run(
+            workflow_version=run.workflow_version,
             user=request.user,
-            inputs=test_run.inputs,
+            inputs=run.inputs,
             mode=Mode.FULL,
-            models=test_run.requested_models,
-        )
-    except RunRefused as exc:
-        messages.error(request, str(exc))
-        return redirect("runs:detail", run_id=test_run.pk)
-    return redirect("runs:detail", run_id=run.pk)
+            models=run.requested_models,
+        ),
+    )
 
 
 def _again(request: HttpRequest, run_id: str, make: Callable[[Run], Run]) -> HttpResponse:

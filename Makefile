@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install run test lint pytest format audit clean
+.PHONY: install run test lint pytest format audit clean bench
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ pytest: install
 	$(BIN)/pytest
 
 test: lint pytest
+
+# Benchmarks, outside `make test`: writes bench/results.md (see bench/__main__.py).
+bench: install
+	$(BIN)/python -m bench
 
 format: install
 	$(BIN)/ruff format .

@@ -173,6 +173,10 @@ RUN_HEARTBEAT_SECONDS = env.float("RUN_HEARTBEAT_SECONDS", default=10.0)
 # A running run without a heartbeat for this long has lost its worker: it is marked failed and resumable.
 RUN_STALE_SECONDS = env.int("RUN_STALE_SECONDS", default=60)
 RETENTION_DAYS = env.int("RETENTION_DAYS", default=30)
+# The run engine (docs/architecture.md): each worker process hosts up to RUNS_PER_WORKER runs at once.
+RUNS_PER_WORKER = env.int("RUNS_PER_WORKER", default=50)
+# Queued + running runs one user may have at once (an operator can set another limit per user).
+RUNS_ACTIVE_PER_USER = env.int("RUNS_ACTIVE_PER_USER", default=10)
 
 # django-q2 with the ORM broker. `retry` stays above `timeout` so a task still running is never
 # handed to a second worker; max_attempts is finite; runs are claimed atomically all the same.

@@ -46,6 +46,10 @@ class Run(models.Model):
     current_step = models.CharField(max_length=120, blank=True)
     step_outputs = models.JSONField(default=dict, blank=True)
     cancel_requested = models.BooleanField(default=False)
+    # What the current call has streamed so far (flushed by the worker at most every ~0.5 s), and by whom.
+    live_output = models.TextField(blank=True)
+    live_tokens = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=120, blank=True, help_text="The worker host that claimed the run.")
     replay = models.BooleanField(default=False, help_text="Reuse cached LLM responses where they exist.")
     resumed_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resumes")
     connection = models.ForeignKey(

@@ -25,6 +25,10 @@ class RunRefused(Exception):
     """The run cannot start; the message says why in plain words."""
 
 
+class QueueFull(RunRefused):
+    """The user already has as many queued and running runs as allowed (HTTP 429 on the web)."""
+
+
 def enqueue(run: Run) -> None:
     """Hand the run to the django-q2 cluster once the row is committed. Only the id travels."""
     from django_q.tasks import async_task

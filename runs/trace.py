@@ -2,7 +2,7 @@
 
 Format `awp-trace/1` (docs/runs.md): run summary, validation, one entry per step with every LLM call
 (model, provider, attempt, status, latency, tokens, cost, tool calls) and the events (caps hit, errors).
-Every string passes through providers.llm.redact with the run's own secrets before it is written.
+Every string passes through providers.redaction.redact with the run's own secrets before it is written.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from providers.llm import redact
+from providers.redaction import redact
 
 FORMAT = "awp-trace/1"
 

@@ -171,21 +171,28 @@ FULL_RUN_WINDOW_HOURS = env.int("FULL_RUN_WINDOW_HOURS", default=24 * 7)
 RUN_POLL_SECONDS = env.float("RUN_POLL_SECONDS", default=1.0)
 RUN_HEARTBEAT_SECONDS = env.float("RUN_HEARTBEAT_SECONDS", default=10.0)
 # A running run without a heartbeat for this long has lost its worker: it is marked failed and resumable.
-RUN_STALE_SECONDS = env.int("RUN_STALE_SECONDS", default=60)
+RUN_STALE_SECONDS = env.int("RUN_STALE_SECONDS", default=45)
 RETENTION_DAYS = env.int("RETENTION_DAYS", default=30)
 # The run engine (docs/architecture.md): each worker process hosts up to RUNS_PER_WORKER runs at once.
 RUNS_PER_WORKER = env.int("RUNS_PER_WORKER", default=50)
+# How often a worker's host looks for queued runs and cancels (one query each per tick, for all its runs),
+# and how often streamed text is written to the run rows (batched).
+RUN_TICK_SECONDS = env.float("RUN_TICK_SECONDS", default=0.2)
+RUN_LIVE_FLUSH_SECONDS = env.float("RUN_LIVE_FLUSH_SECONDS", default=0.5)
+RUN_RECOVERY_EVERY_SECONDS = env.float("RUN_RECOVERY_EVERY_SECONDS", default=15.0)
 # Queued + running runs one user may have at once (an operator can set another limit per user).
 RUNS_ACTIVE_PER_USER = env.int("RUNS_ACTIVE_PER_USER", default=10)
 
-# django-q2 with the ORM broker. `retry` stays above `timeout` so a task still running is never
-# handed to a second worker; max_attempts is finite; runs are claimed atomically all the same.
+# django-q2 with the ORM broker. Run tasks only wake a worker's run host and return at once (the Run table is
+# the queue), so short limits suffice: `retry` stays above `timeout` so a task still running is never handed
+# to a second worker. Recycling a worker would send its hosted runs back to the queue: keep it rare.
 Q_CLUSTER = {
     "name": "awp",
     "orm": "default",
     "workers": env.int("Q_WORKERS", default=2),
-    "timeout": RUN_MAX_SECONDS + 60,
-    "retry": RUN_MAX_SECONDS + 120,
+    "timeout": 300,
+    "retry": 360,
+    "recycle": 100_000,
     "max_attempts": 2,
     "ack_failures": True,
     "catch_up": False,

@@ -12,15 +12,27 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from . import offline
+from . import aio, offline
 from .errors import ProviderError, to_provider_error
 from .resolution import Target
 
-__all__ = ["LLMResult", "Price", "ProviderError", "ToolCall", "complete", "count_tokens", "lib", "map_price"]
+__all__ = [
+    "CallControl",
+    "Interrupted",
+    "LLMResult",
+    "Price",
+    "ProviderError",
+    "ToolCall",
+    "complete",
+    "count_tokens",
+    "lib",
+    "map_price",
+]
 
 _lock = threading.Lock()
 _lib_module: Any = None
@@ -42,6 +54,7 @@ class LLMResult:
     cost_usd: Decimal | None
     latency_ms: int
     message: dict[str, Any] = field(default_factory=dict)  # the assistant message, to continue the conversation
+    estimated: bool = False  # token counts estimated by us (a call cut short), not reported by the provider
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,9 @@ def _offline_handler_class(litellm: Any) -> type:
                 ),
             )
 
+        async def acompletion(self, *args: Any, **kwargs: Any) -> Any:
+            return self.completion(*args, **kwargs)
+
     return OfflineHandler
 
 
@@ -89,6 +105,9 @@ def lib() -> Any:
                 litellm.telemetry = False
                 litellm.suppress_debug_info = True
                 litellm.drop_params = True
+                # LiteLLM fails a stream that repeats one chunk 100 times; our max_tokens caps bound every
+                # answer already, and a list or table legitimately repeats short chunks.
+                litellm.REPEATED_STREAMING_CHUNK_LIMIT = 100_000
                 litellm.custom_provider_map = [
                     {"provider": "offline", "custom_handler": _offline_handler_class(litellm)()}
                 ]
@@ -97,16 +116,47 @@ def lib() -> Any:
     return _lib_module
 
 
-def complete(
-    target: Target,
-    messages: list[dict[str, Any]],
-    *,
-    tools: list[dict[str, Any]] | None = None,
-    max_tokens: int,
-    timeout: float,
-    price: Price | None = None,
-) -> LLMResult:
-    litellm = lib()
+class CallControl:
+    """What a run gives its calls so they can be cut short: `stop` is set on cancel, `deadline` is a
+    time.monotonic() value no call may pass, `on_text` receives streamed text as it arrives."""
+
+    def __init__(
+        self,
+        stop: threading.Event | None = None,
+        deadline: float | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> None:
+        self.stop = stop or threading.Event()
+        self.deadline = deadline
+        self.on_text = on_text
+
+    def remaining(self) -> float:
+        return float("inf") if self.deadline is None else self.deadline - time.monotonic()
+
+    def poll(self, force: bool = False) -> None:
+        """Called every ~0.1 s while a call or a pause waits (and with `force` between steps): a watcher may do
+        its periodic work here."""
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds` (never past the deadline); True when stopped meanwhile."""
+        until = time.monotonic() + max(0.0, min(seconds, self.remaining()))
+        while not self.stop.is_set() and time.monotonic() < until:
+            self.stop.wait(min(0.1, until - time.monotonic()))
+            self.poll()
+        return self.stop.is_set()
+
+
+class Interrupted(Exception):
+    """A call cut short by cancel ("cancelled") or the run's deadline ("deadline"). `partial` counts what was
+    streamed before the cut (tokens estimated where the provider never sent a usage)."""
+
+    def __init__(self, why: str, partial: LLMResult):
+        super().__init__(why)
+        self.why = why
+        self.partial = partial
+
+
+def _kwargs(target: Target, messages: list[dict[str, Any]], tools: Any, max_tokens: int, timeout: float) -> Any:
     kwargs: dict[str, Any] = {
         "model": target.litellm_model,
         "messages": messages,
@@ -125,12 +175,115 @@ def complete(
         kwargs["api_key"] = target.api_key
     if target.api_base:
         kwargs["api_base"] = target.api_base
+    return kwargs
+
+
+def complete(
+    target: Target,
+    messages: list[dict[str, Any]],
+    *,
+    tools: list[dict[str, Any]] | None = None,
+    max_tokens: int,
+    timeout: float,
+    price: Price | None = None,
+    control: CallControl | None = None,
+) -> LLMResult:
+    """One call. With a `control` it streams (where the provider can) on the process's loop, passes text to
+    `control.on_text` as it arrives and raises Interrupted at once on cancel or at the deadline; without one it
+    is a plain blocking call (the connection check)."""
+    litellm = lib()
+    kwargs = _kwargs(target, messages, tools, max_tokens, timeout)
     started = time.monotonic()
     try:
-        response = litellm.completion(**kwargs)
+        if control is None:
+            response = litellm.completion(**kwargs)
+        else:
+            response = _controlled(target, kwargs, control, price, started)
+    except (Interrupted, ProviderError):
+        raise
     except Exception as exc:  # every provider failure becomes a ProviderError with the key redacted
         raise to_provider_error(exc, target) from None
-    latency_ms = int((time.monotonic() - started) * 1000)
+    return _result(target, response, price, int((time.monotonic() - started) * 1000))
+
+
+class _Stream:
+    """Chunks gathered on the loop thread while the run's thread waits."""
+
+    def __init__(self, on_text: Callable[[str], None] | None) -> None:
+        self.chunks: list[Any] = []
+        self.text: list[str] = []
+        self.answered = False  # text, a tool call or a usage report came: a stream of nothing is malformed
+        self.on_text = on_text
+
+    def add(self, chunk: Any) -> None:
+        self.chunks.append(chunk)
+        try:
+            delta = chunk.choices[0].delta if chunk.choices else None
+            piece = delta.content if delta else None
+            self.answered = self.answered or bool(piece or (delta and delta.tool_calls))
+        except (AttributeError, IndexError):
+            piece = None
+        self.answered = self.answered or getattr(chunk, "usage", None) is not None
+        if piece:
+            self.text.append(piece)
+            if self.on_text:
+                self.on_text(piece)
+
+
+async def _call(kwargs: dict[str, Any], stream: _Stream | None) -> Any:
+    litellm = lib()
+    if stream is None:
+        return await litellm.acompletion(**kwargs)
+    response = await litellm.acompletion(**kwargs, stream=True, stream_options={"include_usage": True})
+    try:
+        async for chunk in response:
+            stream.add(chunk)
+    finally:
+        closer = getattr(response, "aclose", None)
+        if closer is not None:
+            await closer()
+    if not stream.answered:
+        raise ProviderError("The provider ended the stream without an answer.", kind="malformed", retryable=True)
+    return litellm.stream_chunk_builder(stream.chunks, messages=kwargs["messages"])
+
+
+def _controlled(
+    target: Target, kwargs: dict[str, Any], control: CallControl, price: Price | None, started: float
+) -> Any:
+    # The offline model answers at once and has no stream: it takes the non-streaming path.
+    stream = None if target.is_offline else _Stream(control.on_text)
+    future = aio.submit(_call(kwargs, stream))
+    while not future.done():
+        why = "cancelled" if control.stop.is_set() else "deadline" if control.remaining() <= 0 else ""
+        if why:
+            future.cancel()  # aborts the HTTP request on the loop
+            text = "".join(stream.text) if stream else ""
+            raise Interrupted(why, _partial(target, kwargs, text, price, started))
+        control.stop.wait(min(0.1, max(0.0, control.remaining())))
+        control.poll()
+    return future.result()
+
+
+def _partial(target: Target, kwargs: dict[str, Any], text: str, price: Price | None, started: float) -> LLMResult:
+    """What a cut call consumed: the prompt is counted in full, the completion as far as it streamed."""
+    try:
+        prompt_tokens = count_tokens(target, kwargs["messages"], kwargs.get("tools"))
+        completion_tokens = int(lib().token_counter(model=target.litellm_model, text=text)) if text else 0
+    except Exception:  # counting must not hide the cancel; the characters give a fair estimate
+        prompt_tokens = sum(len(str(m.get("content") or "")) for m in kwargs["messages"]) // 4
+        completion_tokens = len(text) // 4
+    return LLMResult(
+        content=text,
+        tool_calls=[],
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cost_usd=price.cost(prompt_tokens, completion_tokens) if price else None,
+        latency_ms=int((time.monotonic() - started) * 1000),
+        estimated=True,
+    )
+
+
+def _result(target: Target, response: Any, price: Price | None, latency_ms: int) -> LLMResult:
     try:
         choice = response.choices[0].message
         calls = [

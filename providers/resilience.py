@@ -35,12 +35,29 @@ def backoff(attempt: int, retry_after: float | None) -> float:
     return min(MAX_DELAY, BASE_DELAY * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
 
 
+class Stopped(Exception):
+    """The run's control stopped the loop between attempts (cancel, or no time left for another attempt)."""
+
+    def __init__(self, why: str, last: llm.ProviderError | None = None):
+        super().__init__(why)
+        self.why = why
+        self.last = last
+
+
+def _pause(control: llm.CallControl, seconds: float, last: llm.ProviderError | None) -> None:
+    """Wait between attempts, but never past the deadline and not a moment after a cancel."""
+    if control.remaining() <= seconds:
+        raise Stopped("deadline", last)
+    if control.wait(seconds):
+        raise Stopped("cancelled", last)
+
+
 def _wait_for_rate_limit(
     target: Target,
     messages: list[dict[str, Any]],
     kwargs: dict[str, Any],
-    sleep: Callable[[float], None],
-    deadline: float | None,
+    control: llm.CallControl,
+    on_wait: Callable[[float], None],
 ) -> None:
     if target.connection_id is None or (target.requests_per_minute is None and target.tokens_per_minute is None):
         return
@@ -53,14 +70,15 @@ def _wait_for_rate_limit(
         )
         if not wait:
             return
-        if deadline is not None and time.monotonic() + wait >= deadline:
+        if control.remaining() <= wait:
             raise llm.ProviderError(
                 f"The rate limit set for this {target.provider} connection is reached, and waiting for it would "
                 "pass the run's time limit.",
                 kind="local_rate_limit",
                 retryable=False,
             )
-        sleep(wait)
+        on_wait(wait)
+        _pause(control, wait, None)
 
 
 def call(
@@ -69,28 +87,31 @@ def call(
     *,
     on_attempt: Callable[[dict[str, Any]], None],
     prices: dict[str, llm.Price | None],
-    sleep: Callable[[float], None] = time.sleep,
-    deadline: float | None = None,
+    control: llm.CallControl,
+    on_wait: Callable[[float], None] = lambda seconds: None,
     **kwargs: Any,
 ) -> tuple[llm.LLMResult, Target]:
-    """Call the first target; retry what is retryable; fall back to the next target. Raises the last error."""
+    """Call the first target; retry what is retryable; fall back to the next target. Raises the last error,
+    Stopped when a cancel or the deadline ends the loop between attempts, and llm.Interrupted (from the call)
+    when one cuts a call short. No attempt starts after the deadline."""
     last: llm.ProviderError | None = None
     for target in targets:
         for attempt in range(1, MAX_RETRIES + 2):
-            _wait_for_rate_limit(target, messages, kwargs, sleep, deadline)
+            if control.stop.is_set():
+                raise Stopped("cancelled", last)
+            if control.remaining() <= 0:
+                raise Stopped("deadline", last)
+            _wait_for_rate_limit(target, messages, kwargs, control, on_wait)
             started = time.monotonic()
             try:
-                result = llm.complete(target, messages, price=prices.get(target.model), **kwargs)
+                result = llm.complete(target, messages, price=prices.get(target.model), control=control, **kwargs)
             except llm.ProviderError as exc:
                 last = exc
                 elapsed = int((time.monotonic() - started) * 1000)
                 on_attempt(attempt_record(target, attempt, exc.kind, elapsed, exc.message))
                 if not exc.retryable or attempt > MAX_RETRIES:
                     break
-                delay = backoff(attempt, exc.retry_after)
-                if deadline is not None and time.monotonic() + delay >= deadline:
-                    break
-                sleep(delay)
+                _pause(control, backoff(attempt, exc.retry_after), last)
                 continue
             on_attempt(attempt_record(target, attempt, "ok", result.latency_ms))
             return result, target

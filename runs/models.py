@@ -50,6 +50,8 @@ class Run(models.Model):
     live_output = models.TextField(blank=True)
     live_tokens = models.PositiveIntegerField(default=0)
     worker = models.CharField(max_length=120, blank=True, help_text="The worker host that claimed the run.")
+    # The trace, when the disk refused trace.json (the artifact is the normal place).
+    trace_text = models.TextField(blank=True)
     replay = models.BooleanField(default=False, help_text="Reuse cached LLM responses where they exist.")
     resumed_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resumes")
     connection = models.ForeignKey(
@@ -65,6 +67,7 @@ class Run(models.Model):
         indexes = [
             models.Index(fields=["user", "-created_at"], name="run_user_recent"),
             models.Index(fields=["status", "heartbeat_at"], name="run_status_heartbeat"),
+            models.Index(fields=["status", "created_at"], name="run_queue"),
             models.Index(fields=["workflow_version", "inputs_hash", "mode", "status"], name="run_progression"),
         ]
         permissions = [("skip_progression", "Can start a full run without a passed test run")]
@@ -139,6 +142,9 @@ class UserBudget(models.Model):
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="budget")
     daily_usd = models.DecimalField(max_digits=10, decimal_places=4)
+    max_active_runs = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Queued + running runs at once; empty means the site's RUNS_ACTIVE_PER_USER."
+    )
 
     def __str__(self) -> str:
         return f"{self.user}: ${self.daily_usd}/day"

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from catalog import inputs as run_inputs
@@ -29,8 +30,9 @@ from settings_app import audit
 from settings_app.models import AuditAction
 
 from . import budgets, cache, costs, progression, prompts, tools
+from .control import RunControl, Why
+from .dispatch import claim_one
 from .models import Artifact, Mode, Run, Status
-from .recovery import Heartbeat
 from .trace import Trace, now_iso, run_summary, step_totals
 
 log = logging.getLogger(__name__)
@@ -46,26 +48,23 @@ class RunStopped(Exception):
         self.reason = reason
 
 
-def claim(run_id: Any) -> bool:
-    """queued → running, only if still queued: a re-delivered task never executes a run twice."""
-    now = timezone.now()
-    return bool(
-        Run.objects.filter(pk=run_id, status=Status.QUEUED).update(
-            status=Status.RUNNING, started_at=now, heartbeat_at=now
-        )
-    )
+claim = claim_one
+
+
+class ArtifactUnwritable(Exception):
+    """The disk refused an artifact (full, permissions): the run fails with that reason."""
 
 
 class Executor:
-    def __init__(self, run: Run, on_progress: Progress | None = None) -> None:
+    def __init__(self, run: Run, control: RunControl, on_progress: Progress | None = None) -> None:
         self.run = run
+        self.control = control
         self.spec: dict[str, Any] = run.workflow_version.spec
         self.trace = Trace()
         self.say = on_progress or (lambda message: None)
         self.targets: list[Target] = []
         self.prices: dict[str, llm.Price | None] = {}
         self.tool_calls_used = 0
-        self.deadline = 0.0
         self.skills: dict[str, SkillVersion] = {}
         self.outputs = prompts.StepOutputs(run.step_outputs or {})
         self.caps: dict[str, Any] = {}
@@ -78,13 +77,27 @@ class Executor:
         self.run.save(update_fields=[*fields, "heartbeat_at"])
 
     def _check_cancel_and_time(self) -> None:
-        if Run.objects.filter(pk=self.run.pk, cancel_requested=True).exists():
-            raise RunStopped(Status.CANCELLED, "Cancelled on request.")
-        if time.monotonic() > self.deadline:
-            self.trace.event("cap", "wall-clock limit reached", limit_seconds=self.caps["timeout_seconds"])
-            raise RunStopped(
-                Status.STOPPED, f"Stopped: the run passed its {self.caps['timeout_seconds']}-second time limit."
-            )
+        self.control.poll(force=True)
+        if self.control.stop.is_set():
+            raise self._stopped(self.control.why)
+        if self.control.remaining() <= 0:
+            raise self._stopped("deadline")
+
+    def _stopped(self, why: str, detail: str = "") -> RunStopped:
+        """The stop that ends the run for a cancel, a shutdown, a lost run or the deadline. A call or a pause
+        cut short says only "cancelled" or "deadline": the control knows which stop it was."""
+        if why != "deadline":
+            why = self.control.why or Why.CANCEL
+        if why == Why.CANCEL:
+            return RunStopped(Status.CANCELLED, "Cancelled on request.")
+        if why == Why.SHUTDOWN:
+            return RunStopped(Status.QUEUED, "The worker stopped; the run went back to the queue.")
+        if why == Why.LOST:
+            return RunStopped(Status.FAILED, "Another worker ended this run.")
+        self.trace.event("cap", "wall-clock limit reached", limit_seconds=self.caps["timeout_seconds"])
+        return RunStopped(
+            Status.STOPPED, f"Stopped: the run passed its {self.caps['timeout_seconds']}-second time limit.{detail}"
+        )
 
     def _budget(self) -> Decimal:
         caps_budget = Decimal(str(self.caps["budget_usd"]))
@@ -105,7 +118,7 @@ class Executor:
         self.say("Validating inputs, model, cost and budget")
         self._save(current_step="Validate")
         self.caps = spec["caps"][Mode.TEST if run.mode == Mode.VALIDATE else run.mode]
-        self.deadline = time.monotonic() + self.caps["timeout_seconds"]
+        self.control.deadline = time.monotonic() + min(self.caps["timeout_seconds"], settings.RUN_MAX_SECONDS)
         checks: list[dict[str, Any]] = []
         self.trace.validation = {"at": now_iso(), "checks": checks, "caps": self.caps}
         try:
@@ -185,8 +198,8 @@ class Executor:
 
     def _audit_use(self) -> None:
         ids = [t.connection_id for t in self.targets if t.connection_id]
-        for connection in ProviderConnection.objects.filter(pk__in=ids):
-            audit.record(AuditAction.USED, connection, actor=self.run.user, run=str(self.run.pk))
+        for used in ProviderConnection.objects.filter(pk__in=ids):
+            audit.record(AuditAction.USED, used, actor=self.run.user, run=str(self.run.pk))
 
     def _estimate(self, target: Target) -> Decimal | None:
         # validate mode is priced as the test run it stands for
@@ -248,17 +261,29 @@ class Executor:
             call["cache_hit"] = hit is not None
             if hit is not None:
                 return hit, self.targets[0]
-        with Heartbeat(self.run.pk, every=settings.RUN_HEARTBEAT_SECONDS):
+        self.control.new_call()
+        release_idle_connection()
+        try:
             result, target = resilience.call(
                 self.targets,
                 messages,
                 tools=offer,
                 max_tokens=max_tokens,
-                timeout=max(1.0, min(120.0, self.deadline - time.monotonic())),
+                timeout=max(1.0, min(120.0, self.control.remaining())),
                 prices=self.prices,
-                deadline=self.deadline,
+                control=self.control,
                 on_attempt=call["attempts"].append,
+                on_wait=lambda seconds: self.trace.event(
+                    "rate_limit", "waiting for the connection's rate limit", seconds=round(seconds, 2)
+                ),
             )
+        except llm.Interrupted as cut:
+            # A call cut short still consumed tokens: count what was streamed (estimated, and flagged so).
+            self._record(call, cut.partial, self.targets[0])
+            raise self._stopped(cut.why) from None
+        except resilience.Stopped as stop:
+            detail = f" The last attempt failed: {stop.last.message}" if stop.last else ""
+            raise self._stopped(stop.why, detail) from None
         if self.spec.get("cache") and target is self.targets[0]:
             cache.store(key, target.model, result)
         return result, target
@@ -266,7 +291,8 @@ class Executor:
     def _tool(self, tool_call: llm.ToolCall, call: dict[str, Any], offered: list[dict[str, Any]] | None) -> str:
         record: dict[str, Any] = {"id": tool_call.id, "name": tool_call.name, "arguments": tool_call.arguments[:2000]}
         call["tool_calls"].append(record)
-        if tool_call.name not in {d["function"]["name"] for d in offered or []}:
+        offered_names = {d["function"]["name"] for d in offered or []}
+        if tool_call.name not in offered_names or self.tool_calls_used >= self.caps["max_tool_calls"]:
             record["error"] = "not allowed"
             self.trace.event("cap", "tool call refused (not offered or limit reached)", tool=tool_call.name)
             return "Tool calls are not available now: answer with what you have."
@@ -280,10 +306,16 @@ class Executor:
         return text
 
     def _check_budget(self, messages: list[dict[str, Any]], offer: list[dict[str, Any]] | None) -> None:
-        budget, price = self._budget(), self.prices.get(self.targets[0].model)
-        if price is None:
+        budget = self._budget()
+        # A fallback may answer this call: the worst case is the dearest priced target.
+        worsts = [
+            costs.worst_next_call(target, price, messages, offer, self.caps["max_output_tokens"])
+            for target in self.targets
+            if (price := self.prices.get(target.model)) is not None
+        ]
+        if not worsts:
             return
-        worst = costs.worst_next_call(self.targets[0], price, messages, offer, self.caps["max_output_tokens"])
+        worst = max(worsts)
         if self.run.cost_usd + worst > budget:
             self.trace.event(
                 "cap", "budget would be passed", spent=self.run.cost_usd, next_call_worst=worst, budget=budget
@@ -304,6 +336,8 @@ class Executor:
             cost_usd=result.cost_usd,
             priced=result.cost_usd is not None,
         )
+        if result.estimated:
+            call.update(estimated=True, cut_short=True, partial_output=result.content[:2000])
         self._save(
             prompt_tokens=self.run.prompt_tokens + result.prompt_tokens,
             completion_tokens=self.run.completion_tokens + result.completion_tokens,
@@ -315,7 +349,12 @@ class Executor:
 
     # -- artifacts and the end -------------------------------------------------------------------------
     def _write_artifact(self, name: str, text: str) -> None:
-        Artifact.write(self.run, name, text)
+        try:
+            Artifact.write(self.run, name, text)
+        except OSError as exc:
+            raise ArtifactUnwritable(
+                f"The artifact {name} could not be written ({exc.strerror or exc}); nothing was lost but that file."
+            ) from exc
 
     def write_artifacts(self) -> None:
         ctx = self._context()
@@ -332,6 +371,8 @@ class Executor:
                 status, reason = Status.SUCCEEDED, f"Validation passed with {run.model_used}; estimated cost {cost}."
             else:
                 self.run_steps()
+                # A cancel that came during the last call ends the run cancelled, its output kept.
+                self._check_cancel_and_time()
                 self.write_artifacts()
                 status, reason = Status.SUCCEEDED, f"Finished {len(self.spec['steps'])} steps with {run.model_used}."
         except RunStopped as stop:
@@ -340,6 +381,8 @@ class Executor:
             status, reason = Status.FAILED, exc.message
         except templating.TemplateError as exc:
             status, reason = Status.FAILED, f"The workflow spec has a template problem: {exc}"
+        except ArtifactUnwritable as exc:
+            status, reason = Status.FAILED, str(exc)
         except Exception:
             log.exception("run %s failed with an internal error", run.pk)
             status, reason = Status.FAILED, "An internal error stopped the run; the operators can see it in the logs."
@@ -347,24 +390,70 @@ class Executor:
             self._finish(status, reason)
 
     def _finish(self, status: Status, reason: str) -> None:
+        if self.control.why == Why.LOST:
+            self.say("stopped: another worker ended this run")
+            return  # recovery already wrote its final status and trace note; a lost run never turns "succeeded"
         self.trace.event("end", reason, status=status)
-        if self.trace.validation:
-            self._write_artifact("validation.json", json.dumps(self.trace.validation, indent=2, default=str))
-        if status != Status.SUCCEEDED and any(self.outputs.values()):
-            try:  # keep what was made so far
-                self.write_artifacts()
-            except Exception:
-                log.exception("partial artifacts of run %s could not be written", self.run.pk)
-        self.run.status, self.run.reason, self.run.finished_at = status, reason, timezone.now()
-        self._write_artifact("trace.json", self.trace.render(run_summary(self.run, self.tool_calls_used)))
-        self._save(status=status, reason=reason, finished_at=self.run.finished_at, current_step="")
-        self.say(f"{status}: {reason}")
+        try:
+            if self.trace.validation:
+                self._write_artifact("validation.json", json.dumps(self.trace.validation, indent=2, default=str))
+            if status not in (Status.SUCCEEDED, Status.QUEUED) and any(self.outputs.values()):
+                try:  # keep what was made so far
+                    self.write_artifacts()
+                except Exception:
+                    log.exception("partial artifacts of run %s could not be written", self.run.pk)
+        except ArtifactUnwritable as exc:
+            status, reason = Status.FAILED, str(exc)
+        finished = timezone.now() if status != Status.QUEUED else None
+        self.run.status, self.run.reason, self.run.finished_at = status, reason, finished
+        trace = self.trace.render(run_summary(self.run, self.tool_calls_used))
+        try:
+            self._write_artifact("trace.json", trace)
+        except ArtifactUnwritable as exc:
+            # The disk refuses: the trace is kept in the database, and the run says why it failed.
+            status, reason = Status.FAILED, str(exc)
+            self.run.trace_text = trace
+        self._end(status, reason, finished)
+
+    def _end(self, status: Status, reason: str, finished: Any) -> None:
+        """The final write, only if the run is still running: a run that recovery ended stays as it was."""
+        fields: dict[str, Any] = {"status": status, "reason": reason, "finished_at": finished, "current_step": ""}
+        if status == Status.QUEUED:  # back to the queue: the next worker continues from the first unfinished step
+            fields.update(worker="", started_at=None, heartbeat_at=None, reason="")
+            self.trace.event("requeued", reason)
+        ended = Run.objects.filter(pk=self.run.pk, status=Status.RUNNING).update(
+            **fields,
+            live_output="",
+            trace_text=self.run.trace_text,
+            prompt_tokens=self.run.prompt_tokens,
+            completion_tokens=self.run.completion_tokens,
+            cost_usd=self.run.cost_usd,
+            cost_unpriced=self.run.cost_unpriced,
+            step_outputs=dict(self.outputs),
+            steps_done=self.run.steps_done,
+        )
+        if not ended:
+            log.warning("run %s was ended elsewhere; its final status is kept", self.run.pk)
+        self.run.refresh_from_db()
+        self.say(f"{self.run.status}: {self.run.reason or reason}")
 
 
-def execute(run_id: Any, on_progress: Progress | None = None) -> Run | None:
-    """Claim and execute a run. Returns None when another worker has it (or it is gone or finished)."""
-    if not claim(run_id):
+def release_idle_connection() -> None:
+    """Before waiting on a provider, hand back a PostgreSQL connection: a worker hosts many runs, and each
+    waiting thread holding one would exhaust the server's connections. SQLite connections cost nothing."""
+    if connection.vendor != "sqlite" and not connection.in_atomic_block:
+        connection.close()
+
+
+def execute(run_id: Any, on_progress: Progress | None = None, on_text: Progress | None = None) -> Run | None:
+    """Claim and execute a run in this thread (`runworkflow`, tests). Returns None when another worker has it
+    (or it is gone or finished). The run's own thread watches for a cancel while it waits."""
+    if not claim_one(run_id):
         return None
+    return execute_claimed(run_id, RunControl(run_id, inline=True, echo=on_text), on_progress)
+
+
+def execute_claimed(run_id: Any, control: RunControl, on_progress: Progress | None = None) -> Run:
     run = Run.objects.select_related("workflow_version__workflow", "user").get(pk=run_id)
-    Executor(run, on_progress).execute()
+    Executor(run, control, on_progress).execute()
     return run

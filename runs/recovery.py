@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from .models import Artifact, Run, Status
@@ -17,32 +15,6 @@ from .trace import FORMAT, now_iso
 
 log = logging.getLogger(__name__)
 LOST = "The worker stopped during the run (killed or crashed). Resume it to continue from the first unfinished step."
-
-
-class Heartbeat:
-    """Touches the run's heartbeat every few seconds from a thread while a step waits on a provider."""
-
-    def __init__(self, run_id: Any, every: float) -> None:
-        self.run_id, self.every = run_id, every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True, name=f"heartbeat-{run_id}")
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _beat(self) -> None:
-        try:
-            while not self._stop.wait(self.every):
-                Run.objects.filter(pk=self.run_id, status=Status.RUNNING).update(heartbeat_at=timezone.now())
-        except Exception:  # a heartbeat must never take a run down
-            log.exception("heartbeat of run %s failed", self.run_id)
-        finally:
-            connection.close()
 
 
 def recover_stale_runs(stale_seconds: int | None = None) -> list[str]:

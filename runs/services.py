@@ -6,6 +6,8 @@ import logging
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
@@ -15,7 +17,7 @@ from providers.resolution import split_model
 from settings_app import audit
 from settings_app.models import AuditAction
 
-from . import pipeline, progression
+from . import dispatch, pipeline, progression
 from .models import FINISHED, Mode, Run, Status
 
 log = logging.getLogger(__name__)
@@ -30,11 +32,33 @@ class QueueFull(RunRefused):
 
 
 def enqueue(run: Run) -> None:
-    """Hand the run to the django-q2 cluster once the row is committed. Only the id travels."""
+    """Wake the cluster once the row is committed. The Run table is the queue: the task carries only the id,
+    and whichever worker host has a free slot claims the next run fairly (runs/host.py)."""
     from django_q.tasks import async_task
 
     run_id = str(run.pk)
     transaction.on_commit(lambda: async_task("runs.tasks.execute_run", run_id, task_name=f"run-{run_id}", group="runs"))
+
+
+def active_limit(user: Any) -> int:
+    """Queued + running runs the user may have at once: the operator's per-user setting, else the site's."""
+    budget = getattr(user, "budget", None) if getattr(user, "pk", None) else None
+    per_user = getattr(budget, "max_active_runs", None) if budget is not None else None
+    return per_user if per_user is not None else settings.RUNS_ACTIVE_PER_USER
+
+
+def _check_fair_use(user: Any) -> None:
+    """Called inside the transaction that creates the run, after locking the user's row, so two submissions
+    at once cannot both pass (SQLite serialises writers; PostgreSQL holds the row lock)."""
+    if not getattr(user, "pk", None):
+        return
+    get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+    limit = active_limit(user)
+    if dispatch.active_runs(user) >= limit:
+        raise QueueFull(
+            f"You already have {limit} runs queued or running, the most allowed at once. Wait for one to finish "
+            "or cancel one, then try again."
+        )
 
 
 def start_run(
@@ -69,6 +93,8 @@ def start_run(
                 raise RunRefused(blocker)
             skipped = True
     with transaction.atomic():
+        if mode != Mode.VALIDATE or queue:
+            _check_fair_use(user)
         run = Run.objects.create(
             user=user,
             workflow_version=workflow_version,
@@ -96,6 +122,7 @@ def resume_run(run: Run, *, queue: bool = True) -> Run:
         raise RunRefused("Only a failed, cancelled or stopped test or full run can be resumed.")
     done = dict(run.step_outputs or {})
     with transaction.atomic():
+        _check_fair_use(run.user)
         resumed = Run.objects.create(
             user=run.user,
             workflow_version=run.workflow_version,
@@ -129,8 +156,11 @@ def rerun(run: Run, *, user: Any, replay: bool = False, queue: bool = True) -> R
     )
 
 
-def execute(run_id: Any, on_progress: pipeline.Progress | None = None) -> Run | None:
-    return pipeline.execute(run_id, on_progress)
+def execute(
+    run_id: Any, on_progress: pipeline.Progress | None = None, on_text: pipeline.Progress | None = None
+) -> Run | None:
+    """Execute a queued run in this process; `on_text` receives the model's text as it streams."""
+    return pipeline.execute(run_id, on_progress, on_text)
 
 
 def request_cancel(run: Run) -> bool:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from . import services
-
 
 def execute_run(run_id: str) -> str:
-    run = services.execute(run_id)
-    return "skipped (already claimed or gone)" if run is None else run.status
+    """Wake this worker's run host: it claims queued runs (fairly, this one among them) while it has room,
+    and returns at once so the worker process can host many runs."""
+    from .host import current
+
+    host = current()
+    host.wake()
+    return f"woke {host.name} ({host.free()} free of {host.capacity})"
 
 
 def recover_stale_runs() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -48,6 +49,18 @@ def anthropic_server():
         yield server
 
 
+class RecordingControl(llm.CallControl):
+    """A control whose pauses return at once and are recorded: backoff values are asserted, not slept."""
+
+    def __init__(self, sleeps):
+        super().__init__(deadline=time.monotonic() + 60)
+        self.sleeps = sleeps
+
+    def wait(self, seconds):
+        self.sleeps.append(seconds)
+        return False
+
+
 def call(targets, sleeps=None, **kwargs):
     attempts: list[dict] = []
     result, target = resilience.call(
@@ -55,7 +68,7 @@ def call(targets, sleeps=None, **kwargs):
         MESSAGES,
         on_attempt=attempts.append,
         prices={t.model: llm.map_price(t) for t in targets},
-        sleep=(sleeps.append if sleeps is not None else lambda s: None),
+        control=RecordingControl(sleeps if sleeps is not None else []),
         max_tokens=50,
         timeout=kwargs.pop("timeout", 5),
         **kwargs,

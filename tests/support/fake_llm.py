@@ -9,7 +9,11 @@ Script entries (consumed in order; when the script is empty, a plain answer is s
   {"drop": True}                                      close the connection without an answer
   {"tool_call": {"name": ..., "arguments": {...}}}    answer with one tool call
   {"content": "text"}                                 answer with this text
-A request with "stream": true is answered with server-sent events, one chunk per word (OpenAI flavour).
+  {"chunk_delay": 0.5}                                when streaming, sleep this long before each chunk
+A request with "stream": true is answered with server-sent events, one chunk per word (OpenAI or Anthropic
+flavour), tool calls included. `default` is the entry used when the script is empty (e.g. {"delay": 2} for a
+provider that always takes 2 s). Each request records its arrival (`at`) and, when streamed, when its first
+chunk was written (`first_chunk_at`), both as time.time() values.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class FakeLLM:
         self.flavour = flavour
         self.script: list[dict[str, Any]] = []
         self.requests: list[dict[str, Any]] = []
+        self.default: dict[str, Any] = {}
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -60,7 +65,7 @@ class FakeLLM:
 
     def _next(self) -> dict[str, Any]:
         with self._lock:
-            return self.script.pop(0) if self.script else {}
+            return self.script.pop(0) if self.script else dict(self.default)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
@@ -86,7 +91,9 @@ class FakeLLM:
                     body = json.loads(raw or b"{}")
                 except ValueError:
                     body = {}
-                fake.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                # the headers as received (case-insensitive lookups: sync and async clients spell them differently)
+                record = {"path": self.path, "headers": self.headers, "body": body, "at": time.time()}
+                fake.requests.append(record)
                 entry = fake._next()
                 if entry.get("delay"):
                     time.sleep(entry["delay"])
@@ -106,36 +113,27 @@ class FakeLLM:
                     if fake.flavour == "anthropic"
                     else fake.openai_answer(body, entry)
                 )
-                if body.get("stream") and fake.flavour == "openai":
-                    self._stream(answer)
+                if body.get("stream"):
+                    events = sse_openai(answer) if fake.flavour == "openai" else sse_anthropic(answer)
+                    self._stream(events, entry.get("chunk_delay", 0), record)
                     return
                 self._send(200, json.dumps(answer).encode(), {})
 
-            def _stream(self, answer: dict[str, Any]) -> None:
-                """Server-sent events, one chunk per word, then usage and [DONE], as OpenAI streams."""
+            def _stream(self, events: list[bytes], chunk_delay: float, record: dict[str, Any]) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
                 self.end_headers()
                 self.close_connection = True
-                words = (answer["choices"][0]["message"]["content"] or "").split(" ")
-                base = {
-                    "id": answer["id"],
-                    "object": "chat.completion.chunk",
-                    "created": answer["created"],
-                    "model": answer["model"],
-                }
-                for i, word in enumerate(words):
-                    delta = {"role": "assistant", "content": word if i == 0 else " " + word}
-                    chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
-                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                    self.wfile.flush()
-                done = {
-                    **base,
-                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-                    "usage": answer["usage"],
-                }
-                self.wfile.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
+                try:
+                    for event in events:
+                        if chunk_delay:
+                            time.sleep(chunk_delay)
+                        self.wfile.write(event)
+                        self.wfile.flush()
+                        record.setdefault("first_chunk_at", time.time())
+                except (BrokenPipeError, ConnectionResetError):
+                    record["aborted"] = True  # the client hung up mid-stream (a cancel)
 
             def _send(self, status: int, data: bytes, headers: dict[str, str]) -> None:
                 self.send_response(status)
@@ -210,6 +208,71 @@ class FakeLLM:
             "stop_reason": stop,
             "usage": {"input_tokens": 100, "output_tokens": 50},
         }
+
+
+def _words(text: str) -> list[str]:
+    words = text.split(" ")
+    return [word if i == 0 else " " + word for i, word in enumerate(words)]
+
+
+def sse_openai(answer: dict[str, Any]) -> list[bytes]:
+    """An OpenAI chat completion as the chunks OpenAI streams: one per word, tool calls, then usage."""
+    base = {
+        "id": answer["id"],
+        "object": "chat.completion.chunk",
+        "created": answer["created"],
+        "model": answer["model"],
+    }
+    choice = answer["choices"][0]
+    message = choice["message"]
+    deltas: list[dict[str, Any]] = [{"role": "assistant", "content": w} for w in _words(message["content"] or "")]
+    if not message["content"]:
+        deltas = []
+    for i, call in enumerate(message.get("tool_calls") or []):
+        head = {"index": i, "id": call["id"], "type": "function", "function": {"name": call["function"]["name"]}}
+        head["function"]["arguments"] = ""
+        deltas.append({"role": "assistant", "content": None, "tool_calls": [head]})
+        deltas.append({"tool_calls": [{"index": i, "function": {"arguments": call["function"]["arguments"]}}]})
+    chunks = [{**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
+    chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}]})
+    chunks.append({**base, "choices": [], "usage": answer["usage"]})
+    return [f"data: {json.dumps(c)}\n\n".encode() for c in chunks] + [b"data: [DONE]\n\n"]
+
+
+def sse_anthropic(answer: dict[str, Any]) -> list[bytes]:
+    """An Anthropic message as the events the Messages API streams."""
+    start = {
+        **answer,
+        "content": [],
+        "stop_reason": None,
+        "usage": {"input_tokens": answer["usage"]["input_tokens"], "output_tokens": 1},
+    }
+    events: list[tuple[str, dict[str, Any]]] = [("message_start", {"type": "message_start", "message": start})]
+    for index, block in enumerate(answer["content"]):
+        if block["type"] == "text":
+            events.append(
+                (
+                    "content_block_start",
+                    {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},
+                )
+            )
+            for word in _words(block["text"]):
+                delta = {"type": "text_delta", "text": word}
+                events.append(("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
+        else:
+            head = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
+            events.append(
+                ("content_block_start", {"type": "content_block_start", "index": index, "content_block": head})
+            )
+            delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
+            events.append(("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+    usage = {"output_tokens": answer["usage"]["output_tokens"]}
+    events.append(
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": answer["stop_reason"]}, "usage": usage})
+    )
+    events.append(("message_stop", {"type": "message_stop"}))
+    return [f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in events]
 
 
 @contextmanager

@@ -1,0 +1,31 @@
+"""One asyncio loop per process, in a daemon thread. Provider calls run on it so that the thread hosting a run
+can cut a call short at once (cancel, deadline): cancelling the task aborts the HTTP request mid-stream."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+_pid = 0
+
+
+def loop() -> asyncio.AbstractEventLoop:
+    """The process's loop, started on first use (and again in a forked child, which has no loop thread)."""
+    global _loop, _pid
+    with _lock:
+        if _loop is None or _pid != os.getpid():
+            _loop = asyncio.new_event_loop()
+            _pid = os.getpid()
+            threading.Thread(target=_loop.run_forever, name="provider-calls", daemon=True).start()
+        return _loop
+
+
+def submit(coro: Coroutine[Any, Any, T]) -> Future[T]:
+    return asyncio.run_coroutine_threadsafe(coro, loop())

@@ -6,7 +6,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from runs import estimates, progression
 from runs.access import recent_runs_for_user
 from runs.models import Mode
-from runs.services import RunRefused, start_run
+from runs.services import QueueFull, RunRefused, start_run
 from settings_app.htmx import HtmxHttpRequest
 
 from .access import enabled_workflows, get_workflow_for_user
@@ -34,15 +34,16 @@ def detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     # A link may preset inputs (a skill's page links its template workflows with ?skill=<name>).
     preset = {name: request.GET[name] for name in version.input_schema["properties"] if name in request.GET}
     form = InputsForm(version.input_schema, request.POST or None, initial=preset)
+    status = 422 if request.method == "POST" else 200
     if request.method == "POST" and form.is_valid():
         mode = request.POST.get("mode", Mode.TEST)
         try:
             run = start_run(workflow_version=version, user=request.user, inputs=form.cleaned_inputs, mode=mode)
         except RunRefused as exc:
             form.add_error(None, str(exc))
+            status = 429 if isinstance(exc, QueueFull) else status
         else:
             return redirect("runs:detail", run_id=run.pk)
-    status = 422 if request.method == "POST" else 200
     context = {
         "workflow": workflow,
         "version": version,

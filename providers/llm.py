@@ -32,6 +32,7 @@ __all__ = [
     "count_tokens",
     "lib",
     "map_price",
+    "warm_up",
 ]
 
 _lock = threading.Lock()
@@ -107,7 +108,7 @@ def lib() -> Any:
                 litellm.drop_params = True
                 # LiteLLM fails a stream that repeats one chunk 100 times; our max_tokens caps bound every
                 # answer already, and a list or table legitimately repeats short chunks.
-                litellm.REPEATED_STREAMING_CHUNK_LIMIT = 100_000
+                setattr(litellm, "REPEATED_STREAMING_CHUNK_LIMIT", 100_000)  # noqa: B010 (a Final in its stubs)
                 litellm.custom_provider_map = [
                     {"provider": "offline", "custom_handler": _offline_handler_class(litellm)()}
                 ]
@@ -311,6 +312,12 @@ def _result(target: Target, response: Any, price: Price | None, latency_ms: int)
         latency_ms=latency_ms,
         message=message,
     )
+
+
+def warm_up() -> None:
+    """Import LiteLLM and load a tokenizer now (seconds, once per process), so a worker's first run does not
+    spend its time limit on it."""
+    count_tokens(Target(model="openai/gpt-4o-mini", provider="openai", litellm_model="openai/gpt-4o-mini"), [])
 
 
 def count_tokens(target: Target, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> int:

@@ -56,6 +56,12 @@ class RunHost:
 
     # -- the dispatcher ----------------------------------------------------------------------------------
     def _loop(self) -> None:
+        from providers.llm import warm_up
+
+        try:
+            warm_up()
+        except Exception:  # a run will meet the same problem and say it plainly
+            log.exception("run host %s: LiteLLM could not be loaded", self.name)
         while True:
             try:
                 if not threading.main_thread().is_alive():

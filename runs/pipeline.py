@@ -65,6 +65,7 @@ class Executor:
         self.targets: list[Target] = []
         self.prices: dict[str, llm.Price | None] = {}
         self.tool_calls_used = 0
+        self.limit_seconds = 0
         self.skills: dict[str, SkillVersion] = {}
         self.outputs = prompts.StepOutputs(run.step_outputs or {})
         self.caps: dict[str, Any] = {}
@@ -94,9 +95,9 @@ class Executor:
             return RunStopped(Status.QUEUED, "The worker stopped; the run went back to the queue.")
         if why == Why.LOST:
             return RunStopped(Status.FAILED, "Another worker ended this run.")
-        self.trace.event("cap", "wall-clock limit reached", limit_seconds=self.caps["timeout_seconds"])
+        self.trace.event("cap", "wall-clock limit reached", limit_seconds=self.limit_seconds)
         return RunStopped(
-            Status.STOPPED, f"Stopped: the run passed its {self.caps['timeout_seconds']}-second time limit.{detail}"
+            Status.STOPPED, f"Stopped: the run reached its {self.limit_seconds}-second time limit.{detail}"
         )
 
     def _budget(self) -> Decimal:
@@ -118,7 +119,8 @@ class Executor:
         self.say("Validating inputs, model, cost and budget")
         self._save(current_step="Validate")
         self.caps = spec["caps"][Mode.TEST if run.mode == Mode.VALIDATE else run.mode]
-        self.control.deadline = time.monotonic() + min(self.caps["timeout_seconds"], settings.RUN_MAX_SECONDS)
+        self.limit_seconds = min(self.caps["timeout_seconds"], settings.RUN_MAX_SECONDS)
+        self.control.deadline = time.monotonic() + self.limit_seconds
         checks: list[dict[str, Any]] = []
         self.trace.validation = {"at": now_iso(), "checks": checks, "caps": self.caps}
         try:

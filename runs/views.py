@@ -20,7 +20,7 @@ from .access import get_run_for_user, visible_runs
 from .forms import HistoryFilter
 from .models import Artifact, Mode, Run
 from .rendering import markdown_to_html
-from .services import RunRefused, request_cancel, rerun, resume_run, start_run
+from .services import QueueFull, RunRefused, request_cancel, rerun, resume_run, start_run
 from .usage import summary as usage_summary
 
 MAX_PREVIEW_BYTES = 512 * 1024
@@ -148,6 +148,10 @@ def _again(request: HttpRequest, run_id: str, make: Callable[[Run], Run]) -> Htt
         run = make(earlier)
     except (RunRefused, InputError) as exc:
         messages.error(request, str(exc))
+        if isinstance(exc, QueueFull):  # too many runs at once: say so on the run's page, as HTTP 429
+            response = detail(request, str(earlier.pk))
+            response.status_code = 429
+            return response
         return redirect("runs:detail", run_id=earlier.pk)
     return redirect("runs:detail", run_id=run.pk)
 

@@ -34,6 +34,8 @@ class FakeLLM:
         self.script: list[dict[str, Any]] = []
         self.requests: list[dict[str, Any]] = []
         self.default: dict[str, Any] = {}
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests it was answering at once
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -85,6 +87,16 @@ class FakeLLM:
                 super().finish()
 
             def do_POST(self) -> None:
+                with fake._lock:
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                try:
+                    self._answer()
+                finally:
+                    with fake._lock:
+                        fake.in_flight -= 1
+
+            def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
                 try:

@@ -1,0 +1,312 @@
+"""The run engine in one process: fair claims, atomic claims on two connections, the per-user cap, cancel
+and the deadline during calls, backoff and rate-limit waits, the tool-call cap per call, monotonic endings,
+and artifacts the disk refuses. Providers are fake servers over real HTTP through LiteLLM."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+from django.db import connection, connections
+from django.test import override_settings
+from django.utils import timezone
+
+from providers import services as provider_services
+from runs import dispatch, pipeline, services
+from runs.models import Artifact, Mode, Run, Status, UserBudget
+
+from .factories import RunFactory, UserFactory
+from .support.fake_llm import fake_llm
+
+FORM = {"topic": "Memory", "level": "beginner", "session_minutes": 30}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm():
+    from providers.llm import warm_up
+
+    warm_up()  # as a worker's host does at start: the first run must not spend its time limit loading LiteLLM
+
+
+@pytest.fixture
+def openai(catalog):
+    with fake_llm("openai") as server:
+        provider_services.save_connection(
+            actor=None, ip=None, provider="openai", label="Fake", api_key="sk-engine-0123456789abcdefghij",
+            api_base=server.base_url, allow_private_network=True,
+        )  # fmt: skip
+        yield server
+
+
+def start(catalog, user, **kwargs) -> Run:
+    kwargs.setdefault("models", ["openai/gpt-4o-mini"])
+    return services.start_run(
+        workflow_version=catalog.latest_version, user=user, inputs=FORM, mode=Mode.TEST, queue=False, **kwargs
+    )
+
+
+def cancel_when(run: Run, condition, timeout: float = 20) -> list[float]:
+    """From another thread (its own database connection): wait for `condition()`, then cancel the run.
+    Returns [the time the cancel was requested] once it has been."""
+    asked: list[float] = []
+
+    def watch() -> None:
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline and not condition():
+                time.sleep(0.05)
+            services.request_cancel(Run.objects.get(pk=run.pk))
+            asked.append(time.monotonic())
+        finally:
+            connection.close()
+
+    threading.Thread(target=watch, daemon=True).start()
+    return asked
+
+
+# -- claims ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_next_run_claimed_belongs_to_the_user_with_the_fewest_running_runs(catalog):
+    busy, other = UserFactory(username="busy"), UserFactory(username="other")
+    version = catalog.latest_version
+    RunFactory.create_batch(2, user=busy, workflow_version=version, status=Status.RUNNING)
+    burst = RunFactory.create_batch(5, user=busy, workflow_version=version, status=Status.QUEUED)
+    late = RunFactory(user=other, workflow_version=version, status=Status.QUEUED)
+    assert Run.objects.get(pk=late.pk).created_at > max(r.created_at for r in burst)
+    # One free slot: the other user's single run goes before the busy user's older burst.
+    assert dispatch.claim(1, worker="w1") == [late.pk]
+    # Then the oldest of the burst, and the claimed runs are running with the worker's name.
+    assert dispatch.claim(1, worker="w1") == [burst[0].pk]
+    assert Run.objects.get(pk=late.pk).status == Status.RUNNING and Run.objects.get(pk=late.pk).worker == "w1"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_claims_racing_on_two_connections_execute_a_run_exactly_once(catalog, alice):
+    """Two threads, each with its own database connection, released together by a barrier; many rounds."""
+    for _ in range(15):
+        run = RunFactory(user=alice, workflow_version=catalog.latest_version, status=Status.QUEUED)
+        barrier = threading.Barrier(2)
+        results: list[bool] = []
+
+        def race(run_id=run.pk, barrier=barrier, results=results) -> None:
+            try:
+                barrier.wait()
+                results.append(dispatch.claim_one(run_id, worker=threading.current_thread().name))
+            finally:
+                connections.close_all()
+
+        threads = [threading.Thread(target=race) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sorted(results) == [False, True]
+
+
+@pytest.mark.django_db
+@override_settings(RUNS_ACTIVE_PER_USER=2)
+def test_a_user_at_the_active_run_limit_is_refused_with_a_clear_message(catalog, alice, bob):
+    start(catalog, alice)
+    start(catalog, alice)
+    with pytest.raises(services.QueueFull, match="2 runs queued or running"):
+        start(catalog, alice)
+    start(catalog, bob)  # other people are not affected
+    UserBudget.objects.create(user=alice, daily_usd=Decimal(5), max_active_runs=3)
+    alice.refresh_from_db()
+    start(catalog, alice)  # an operator raised this user's limit
+
+
+@pytest.mark.django_db
+@override_settings(RUNS_ACTIVE_PER_USER=1)
+def test_the_web_answers_a_submission_over_the_limit_with_http_429(catalog, alice, alice_client):
+    start(catalog, alice)
+    response = alice_client.post(
+        "/workflows/learn-agentic-ai/", {**FORM, "mode": "test"}, HTTP_ACCEPT="text/html"
+    )  # fmt: skip
+    assert response.status_code == 429
+    assert "1 runs queued or running" in response.content.decode()
+    assert Run.objects.filter(user=alice).count() == 1
+
+
+# -- cancel, deadline, waits ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_during_a_streaming_call_aborts_it_within_two_seconds_and_counts_what_streamed(catalog, alice, openai):
+    openai.push({}, {"content": " ".join(f"w{i}" for i in range(400)), "chunk_delay": 0.05})
+    run = start(catalog, alice)
+    asked = cancel_when(run, lambda: len(openai.requests) >= 2 and time.time() - openai.requests[1]["at"] > 1.5)
+    pipeline.execute(run.pk)
+    ended = time.monotonic()
+    run.refresh_from_db()
+    assert run.status == Status.CANCELLED, run.reason
+    assert asked and ended - asked[0] < 2
+    assert openai.requests[1].get("aborted") or len(openai.requests) == 2  # the stream was cut, not finished
+    assert run.completion_tokens > 0  # the words that streamed before the cancel are counted
+    trace = json.loads(Artifact.objects.get(run=run, name="trace.json").file.read())
+    call = trace["steps"][0]["calls"][0]
+    assert call["estimated"] is True and call["partial_output"].startswith("w0 w1")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_during_a_retry_backoff_ends_cancelled_not_failed(catalog, alice, openai):
+    openai.push({}, {"status": 429, "headers": {"Retry-After": "30"}})
+    run = start(catalog, alice)
+    asked = cancel_when(run, lambda: len(openai.requests) >= 2)
+    pipeline.execute(run.pk)
+    run.refresh_from_db()
+    assert run.status == Status.CANCELLED, run.reason
+    assert time.monotonic() - asked[0] < 2
+    assert len(openai.requests) == 2  # no attempt after the cancel
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_during_a_rate_limit_wait_ends_the_run_at_once(catalog, alice, openai):
+    from providers.models import ProviderConnection
+
+    ProviderConnection.objects.update(requests_per_minute=1)
+    run = start(catalog, alice)
+    second = pipeline.Executor._call
+
+    waits: list[float] = []
+
+    def note_wait(self, *args, **kwargs):
+        waits.append(time.monotonic())
+        return second(self, *args, **kwargs)
+
+    asked = cancel_when(run, lambda: len(openai.requests) >= 2 and len(waits) >= 2)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline.Executor, "_call", note_wait)
+        pipeline.execute(run.pk)
+    run.refresh_from_db()
+    # The first step's call used the minute's only request; the second call waits for the next minute.
+    assert run.status == Status.CANCELLED, run.reason
+    assert time.monotonic() - asked[0] < 2
+    assert json.loads(Artifact.objects.get(run=run, name="trace.json").file.read())["events"][0]["kind"] in (
+        "rate_limit",
+        "end",
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(RUN_MAX_SECONDS=3)
+def test_the_deadline_cuts_a_slow_stream_and_no_attempt_starts_after_it(catalog, alice, openai):
+    openai.push({}, {"content": " ".join(["slow"] * 200), "chunk_delay": 0.1})
+    started = time.monotonic()
+    run = start(catalog, alice)
+    pipeline.execute(run.pk)
+    run.refresh_from_db()
+    assert run.status == Status.STOPPED and "3-second time limit" in run.reason, run.reason
+    assert time.monotonic() - started < 3 + 2
+    assert len(openai.requests) == 2 and run.completion_tokens > 0
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(RUN_MAX_SECONDS=8)
+def test_retries_and_backoff_never_pass_the_deadline(catalog, alice, openai):
+    openai.push({}, *[{"status": 429, "headers": {"Retry-After": "4"}}] * 3)
+    started = time.monotonic()
+    run = start(catalog, alice)
+    pipeline.execute(run.pk)
+    run.refresh_from_db()
+    assert run.status == Status.STOPPED and "time limit" in run.reason, run.reason
+    assert "(429)" in run.reason  # the reason says what the last attempt met
+    assert time.monotonic() - started < 8 + 1
+    # The check, then attempts 4 s apart while they fit: the third would start after the deadline.
+    attempts = openai.requests[1:]
+    assert len(attempts) == 2 and attempts[1]["at"] - attempts[0]["at"] >= 4
+
+
+# -- caps and endings -------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_reply_asking_for_sixty_tool_calls_executes_only_what_the_cap_leaves(catalog, alice, openai):
+    from tests.support import fake_llm as fake
+
+    burst = {"tool_calls": [{"name": "list_references", "arguments": {}} for _ in range(60)]}
+    openai.push({}, burst)
+    original = fake.FakeLLM.openai_answer
+
+    def with_burst(self, body, entry):
+        answer = original(self, body, {k: v for k, v in entry.items() if k != "tool_calls"})
+        if "tool_calls" in entry:
+            message = answer["choices"][0]["message"]
+            message["content"] = None
+            message["tool_calls"] = [
+                {"id": f"call_{i}", "type": "function", "function": {"name": c["name"], "arguments": "{}"}}
+                for i, c in enumerate(entry["tool_calls"])
+            ]
+            answer["choices"][0]["finish_reason"] = "tool_calls"
+        return answer
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fake.FakeLLM, "openai_answer", with_burst)
+        run = start(catalog, alice)
+        pipeline.execute(run.pk)
+    run.refresh_from_db()
+    trace = json.loads(Artifact.objects.get(run=run, name="trace.json").file.read())
+    records = [t for c in trace["steps"][0]["calls"] for t in c.get("tool_calls", [])]
+    executed = [t for t in records if "error" not in t]
+    cap = catalog.latest_version.spec["caps"]["test"]["max_tool_calls"]
+    assert len(records) == 60 and len(executed) == cap
+    assert run.status == Status.SUCCEEDED, run.reason
+
+
+@pytest.mark.django_db
+def test_a_run_that_recovery_ended_never_turns_succeeded(catalog, alice, openai, monkeypatch):
+    run = start(catalog, alice)
+    real = pipeline.Executor.write_artifacts
+
+    def recovered_meanwhile(self):
+        Run.objects.filter(pk=self.run.pk).update(status=Status.FAILED, reason="recovered", finished_at=timezone.now())
+        real(self)
+
+    monkeypatch.setattr(pipeline.Executor, "write_artifacts", recovered_meanwhile)
+    pipeline.execute(run.pk)
+    run.refresh_from_db()
+    assert (run.status, run.reason) == (Status.FAILED, "recovered")
+
+
+@pytest.mark.django_db
+def test_a_cancel_that_arrives_during_the_last_call_ends_cancelled_with_the_output_kept(catalog, alice, openai):
+    run = start(catalog, alice)
+    real = pipeline.Executor._record
+
+    def cancel_on_last_call(self, call, result, target):
+        real(self, call, result, target)
+        if self.run.steps_done == len(self.spec["steps"]) - 1:
+            Run.objects.filter(pk=self.run.pk).update(cancel_requested=True)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline.Executor, "_record", cancel_on_last_call)
+        pipeline.execute(run.pk)
+    run.refresh_from_db()
+    assert run.status == Status.CANCELLED
+    assert set(run.step_outputs) == {s["id"] for s in catalog.latest_version.spec["steps"]}
+    assert Artifact.objects.filter(run=run, name="notes.md").exists()
+
+
+@pytest.mark.django_db
+def test_an_artifact_the_disk_refuses_fails_the_run_and_keeps_the_trace_in_the_database(
+    catalog, alice, openai, monkeypatch
+):
+    real = Artifact.write
+
+    def disk_full(run, name, text):
+        if name == "trace.json":
+            raise OSError(28, "No space left on device")
+        return real(run, name, text)
+
+    monkeypatch.setattr(Artifact, "write", staticmethod(disk_full))
+    run = start(catalog, alice)
+    pipeline.execute(run.pk)
+    run.refresh_from_db()
+    assert run.status == Status.FAILED and "No space left on device" in run.reason
+    assert json.loads(run.trace_text)["run"]["id"] == str(run.pk)
+

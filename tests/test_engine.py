@@ -309,4 +309,3 @@ def test_an_artifact_the_disk_refuses_fails_the_run_and_keeps_the_trace_in_the_d
     run.refresh_from_db()
     assert run.status == Status.FAILED and "No space left on device" in run.reason
     assert json.loads(run.trace_text)["run"]["id"] == str(run.pk)
-

@@ -177,7 +177,7 @@ RETENTION_DAYS = env.int("RETENTION_DAYS", default=30)
 RUNS_PER_WORKER = env.int("RUNS_PER_WORKER", default=50)
 # How often a worker's host looks for queued runs and cancels (one query each per tick, for all its runs),
 # and how often streamed text is written to the run rows (batched).
-RUN_TICK_SECONDS = env.float("RUN_TICK_SECONDS", default=0.2)
+RUN_TICK_SECONDS = env.float("RUN_TICK_SECONDS", default=0.1)
 RUN_LIVE_FLUSH_SECONDS = env.float("RUN_LIVE_FLUSH_SECONDS", default=0.5)
 RUN_RECOVERY_EVERY_SECONDS = env.float("RUN_RECOVERY_EVERY_SECONDS", default=15.0)
 # Queued + running runs one user may have at once (an operator can set another limit per user).

@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "providers",
     "catalog",
     "runs",
+    "ninja",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -177,6 +179,11 @@ RETENTION_DAYS = env.int("RETENTION_DAYS", default=30)
 RUNS_PER_WORKER = env.int("RUNS_PER_WORKER", default=50)
 # Queued + running runs one user may have at once (an operator can set another limit per user).
 RUNS_ACTIVE_PER_USER = env.int("RUNS_ACTIVE_PER_USER", default=10)
+
+# The HTTP API (docs/api.md): requests per token per minute, counted in the database; event streams.
+API_TOKEN_REQUESTS_PER_MINUTE = env.int("API_TOKEN_REQUESTS_PER_MINUTE", default=120)
+API_EVENTS_POLL_SECONDS = env.float("API_EVENTS_POLL_SECONDS", default=0.5)
+API_EVENTS_MAX_SECONDS = env.int("API_EVENTS_MAX_SECONDS", default=600)
 
 # django-q2 with the ORM broker. `retry` stays above `timeout` so a task still running is never
 # handed to a second worker; max_attempts is finite; runs are claimed atomically all the same.

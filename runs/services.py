@@ -29,6 +29,10 @@ class QueueFull(RunRefused):
     """The user already has as many queued and running runs as allowed (HTTP 429 on the web)."""
 
 
+class FullRunLocked(RunRefused):
+    """No passed test run with these inputs yet (HTTP 409 in the API)."""
+
+
 def enqueue(run: Run) -> None:
     """Hand the run to the django-q2 cluster once the row is committed. Only the id travels."""
     from django_q.tasks import async_task
@@ -66,7 +70,7 @@ def start_run(
         blocker = progression.full_run_blocker(workflow_version, digest)
         if blocker:
             if not (skip_progression and progression.may_skip(user)):
-                raise RunRefused(blocker)
+                raise FullRunLocked(blocker)
             skipped = True
     with transaction.atomic():
         run = Run.objects.create(

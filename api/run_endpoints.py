@@ -10,7 +10,6 @@ from uuid import UUID
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, StreamingHttpResponse
 from ninja import Router
-from ninja.responses import codes_4xx
 
 from catalog.access import get_workflow_for_user
 from runs.access import get_run_for_user, visible_runs
@@ -22,10 +21,10 @@ from . import events, serialize
 from .auth import require
 from .errors import ApiError
 from .models import Scope
-from .schemas import ArtifactOut, ErrorOut, RunIn, RunOut, RunPageOut
+from .schemas import ERRORS, ArtifactOut, ErrorOut, RunIn, RunOut, RunPageOut
 
 router = Router(tags=["runs"])
-NEW_RUN = {201: RunOut, codes_4xx: ErrorOut}
+NEW_RUN = {201: RunOut, ERRORS: ErrorOut}
 MAX_PER_PAGE = 100
 
 
@@ -33,7 +32,7 @@ def _run(request: HttpRequest, run_id: UUID) -> Run:
     return get_run_for_user(request.user, run_id)
 
 
-@router.get("/runs", response={200: RunPageOut, codes_4xx: ErrorOut}, url_name="runs")
+@router.get("/runs", response={200: RunPageOut, ERRORS: ErrorOut}, url_name="runs")
 def list_runs(
     request: HttpRequest,
     workflow: str = "",
@@ -79,14 +78,14 @@ def create_run(request: HttpRequest, payload: RunIn) -> Any:
     return 201, serialize.run(request, run)
 
 
-@router.get("/runs/{uuid:run_id}", response={200: RunOut, codes_4xx: ErrorOut}, url_name="run")
+@router.get("/runs/{uuid:run_id}", response={200: RunOut, ERRORS: ErrorOut}, url_name="run")
 def get_run(request: HttpRequest, run_id: UUID) -> Any:
     """Status, reason, progress, costs, tokens, steps and artifact links."""
     require(request, Scope.READ)
     return serialize.run(request, _run(request, run_id))
 
 
-@router.post("/runs/{uuid:run_id}/cancel", response={202: RunOut, codes_4xx: ErrorOut}, url_name="cancel_run")
+@router.post("/runs/{uuid:run_id}/cancel", response={202: RunOut, ERRORS: ErrorOut}, url_name="cancel_run")
 def cancel_run(request: HttpRequest, run_id: UUID) -> Any:
     """Ask the run to stop: a queued run stops at once, a running one after its current call."""
     require(request, Scope.RUN)
@@ -135,9 +134,7 @@ def full_run(request: HttpRequest, run_id: UUID) -> Any:
     )
 
 
-@router.get(
-    "/runs/{uuid:run_id}/artifacts", response={200: list[ArtifactOut], codes_4xx: ErrorOut}, url_name="artifacts"
-)
+@router.get("/runs/{uuid:run_id}/artifacts", response={200: list[ArtifactOut], ERRORS: ErrorOut}, url_name="artifacts")
 def list_artifacts(request: HttpRequest, run_id: UUID) -> Any:
     require(request, Scope.READ)
     run = _run(request, run_id)
@@ -149,7 +146,7 @@ FILE = {"description": "The file", "content": {"application/octet-stream": {"sch
 
 @router.get(
     "/runs/{uuid:run_id}/artifacts/{name}",
-    response={codes_4xx: ErrorOut},
+    response={ERRORS: ErrorOut},
     url_name="artifact",
     openapi_extra={"responses": {"200": FILE}},
 )
@@ -171,7 +168,7 @@ EVENTS = {"description": "Server-Sent Events", "content": {"text/event-stream": 
 
 @router.get(
     "/runs/{uuid:run_id}/events",
-    response={codes_4xx: ErrorOut},
+    response={ERRORS: ErrorOut},
     url_name="run_events",
     openapi_extra={"responses": {"200": EVENTS}},
 )

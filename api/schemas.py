@@ -9,6 +9,9 @@ from uuid import UUID
 
 from ninja import Field, Schema
 
+# The error statuses every endpoint may answer (django-ninja's codes_4xx leaves out 422).
+ERRORS = frozenset({400, 401, 403, 404, 409, 422, 429})
+
 
 class ErrorOut(Schema):
     code: str = Field(description="Stable, machine-readable: not_found, full_run_locked, queue_full, …")

@@ -6,7 +6,6 @@ from typing import Any
 
 from django.http import HttpRequest
 from ninja import Router
-from ninja.responses import codes_4xx
 
 from catalog.access import enabled_workflows, get_workflow_for_user
 from catalog.inputs import with_skill_choices
@@ -15,12 +14,12 @@ from runs import estimates
 from . import serialize
 from .auth import require
 from .models import Scope
-from .schemas import ErrorOut, WorkflowDetailOut, WorkflowOut
+from .schemas import ERRORS, ErrorOut, WorkflowDetailOut, WorkflowOut
 
 router = Router(tags=["workflows"])
 
 
-@router.get("/workflows", response={200: list[WorkflowOut], codes_4xx: ErrorOut}, url_name="workflows")
+@router.get("/workflows", response={200: list[WorkflowOut], ERRORS: ErrorOut}, url_name="workflows")
 def list_workflows(request: HttpRequest, persona: str = "", q: str = "", tag: str = "", skill: str = "") -> Any:
     """Enabled workflows: `q` searches title, summary, tags and skill names; the others filter exactly."""
     require(request, Scope.READ)
@@ -30,7 +29,7 @@ def list_workflows(request: HttpRequest, persona: str = "", q: str = "", tag: st
     return [serialize.workflow(request, w) for w in found]
 
 
-@router.get("/workflows/{slug}", response={200: WorkflowDetailOut, codes_4xx: ErrorOut}, url_name="workflow")
+@router.get("/workflows/{slug}", response={200: WorkflowDetailOut, ERRORS: ErrorOut}, url_name="workflow")
 def get_workflow(request: HttpRequest, slug: str) -> Any:
     """One workflow with the JSON Schema of its inputs, its caps per mode and cost estimates per model."""
     require(request, Scope.READ)
@@ -45,7 +44,7 @@ def get_workflow(request: HttpRequest, slug: str) -> Any:
     }
 
 
-@router.get("/workflows/{slug}/schema", response={200: dict[str, Any], codes_4xx: ErrorOut}, url_name="schema")
+@router.get("/workflows/{slug}/schema", response={200: dict[str, Any], ERRORS: ErrorOut}, url_name="schema")
 def get_schema(request: HttpRequest, slug: str) -> Any:
     """Only the JSON Schema (2020-12) of the workflow's inputs."""
     require(request, Scope.READ)

@@ -19,8 +19,11 @@ log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         self.status, self.code, self.message, self.extra = status, code, message, extra
+        self.headers = headers or {}
         super().__init__(message)
 
 
@@ -49,7 +52,10 @@ def install(api: NinjaAPI) -> None:
 
     @handle(ApiError)
     def _api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
-        return error_response(exc.status, exc.code, exc.message, **exc.extra)
+        response = error_response(exc.status, exc.code, exc.message, **exc.extra)
+        for name, value in exc.headers.items():
+            response[name] = value
+        return response
 
     @handle(Http404)
     def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:

@@ -1,12 +1,14 @@
 """Server-Sent Events for one run: status changes and the text the current call streams, read from the
-Run row every API_EVENTS_POLL_SECONDS. A plain generator: each stream holds one web thread, so it ends
-with the run or after API_EVENTS_MAX_SECONDS (a client reconnects to go on)."""
+Run row every API_EVENTS_POLL_SECONDS. Each stream holds a web thread (gunicorn runs a few per process), so
+a stream ends with the run or after API_EVENTS_MAX_SECONDS (a client reconnects to go on), and a process
+serves at most API_EVENTS_STREAMS_PER_PROCESS at once: the other threads stay free for pages."""
 
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from django.conf import settings
@@ -15,6 +17,44 @@ from runs.models import FINISHED, Run
 
 STATE_FIELDS = ("status", "reason", "steps_done", "steps_total", "current_step", "cost_usd", "live_tokens")
 KEEPALIVE_SECONDS = 15.0
+_slots_lock = threading.Lock()
+_open_streams = 0
+
+
+class EventStream:
+    """The events of one run, holding one of the process's stream slots until it is closed. Django closes
+    a streaming response's content when the response ends, even if it was never read: the slot comes back."""
+
+    def __init__(self, run_id: Any) -> None:
+        self._events = stream(run_id)
+        self._open = True
+
+    @classmethod
+    def open(cls, run_id: Any) -> EventStream | None:
+        """A stream, or None when this process already serves as many as it may."""
+        global _open_streams
+        with _slots_lock:
+            if _open_streams >= settings.API_EVENTS_STREAMS_PER_PROCESS:
+                return None
+            _open_streams += 1
+        return cls(run_id)
+
+    def __iter__(self) -> Iterator[str]:
+        try:
+            yield from self._events
+        finally:
+            self._release()
+
+    def close(self) -> None:
+        self._events.close()
+        self._release()
+
+    def _release(self) -> None:
+        global _open_streams
+        with _slots_lock:
+            if self._open:
+                self._open = False
+                _open_streams -= 1
 
 
 def event(name: str, data: dict[str, Any]) -> str:
@@ -29,7 +69,7 @@ def _state(row: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
-def stream(run_id: Any) -> Iterator[str]:
+def stream(run_id: Any) -> Generator[str, None, None]:
     """`status` when anything changes, `output` with the new text (`reset` when a new call starts),
     then `end` once the run has finished, or `timeout` when the stream's lifetime is up."""
     poll, lifetime = settings.API_EVENTS_POLL_SECONDS, settings.API_EVENTS_MAX_SECONDS

@@ -176,7 +176,13 @@ def run_events(request: HttpRequest, run_id: UUID) -> Any:
     """Follow a run: `status` and `output` events until `end` (or `timeout`: reconnect to go on)."""
     require(request, Scope.READ)
     run = _run(request, run_id)
-    response = StreamingHttpResponse(events.stream(run.pk), content_type="text/event-stream")
+    stream = events.EventStream.open(run.pk)
+    if stream is None:
+        raise ApiError(
+            429, "too_many_streams", "This server follows as many runs as it can: retry soon, or poll the run.",
+            headers={"Retry-After": "5"},
+        )  # fmt: skip
+    response = StreamingHttpResponse(stream, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # a proxy must pass each event on at once
     return response

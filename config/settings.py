@@ -183,7 +183,9 @@ RUNS_ACTIVE_PER_USER = env.int("RUNS_ACTIVE_PER_USER", default=10)
 # The HTTP API (docs/api.md): requests per token per minute, counted in the database; event streams.
 API_TOKEN_REQUESTS_PER_MINUTE = env.int("API_TOKEN_REQUESTS_PER_MINUTE", default=120)
 API_EVENTS_POLL_SECONDS = env.float("API_EVENTS_POLL_SECONDS", default=0.5)
-API_EVENTS_MAX_SECONDS = env.int("API_EVENTS_MAX_SECONDS", default=600)
+API_EVENTS_MAX_SECONDS = env.int("API_EVENTS_MAX_SECONDS", default=300)
+# Each open event stream holds a gunicorn thread (4 per process): keep threads free for pages.
+API_EVENTS_STREAMS_PER_PROCESS = env.int("API_EVENTS_STREAMS_PER_PROCESS", default=2)
 
 # django-q2 with the ORM broker. `retry` stays above `timeout` so a task still running is never
 # handed to a second worker; max_attempts is finite; runs are claimed atomically all the same.

@@ -5,15 +5,24 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.core.signals import request_finished
+from django.db import close_old_connections
 from django.test import Client
 from django.utils import timezone
 
+from api import events
 from api.tokens import create_token
 from runs.models import Run, Status
 
 from .factories import RunFactory
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _every_stream_gives_its_slot_back():
+    yield
+    assert events._open_streams == 0
 
 
 @pytest.fixture
@@ -86,3 +95,23 @@ def test_a_deleted_run_ends_the_stream(api, alice, catalog):
     next_event(stream)
     Run.objects.filter(pk=run.pk).delete()
     assert next_event(stream) == ("end", {"status": "deleted", "finished": True})
+    assert list(stream) == []
+
+
+def test_a_process_serves_a_bounded_number_of_streams_and_frees_the_slot_when_one_closes(api, alice, catalog, settings):
+    settings.API_EVENTS_STREAMS_PER_PROCESS = 1
+    run = RunFactory(user=alice, workflow_version=catalog.latest_version, status=Status.RUNNING)
+    first = api.get(f"/api/v1/runs/{run.pk}/events")
+    assert first.status_code == 200
+    busy = api.get(f"/api/v1/runs/{run.pk}/events")
+    assert busy.status_code == 429 and busy.json()["code"] == "too_many_streams" and busy["Retry-After"] == "5"
+    # What the server does when the client goes away, read or not (without closing the test's connection).
+    request_finished.disconnect(close_old_connections)
+    try:
+        first.close()
+    finally:
+        request_finished.connect(close_old_connections)
+    again = api.get(f"/api/v1/runs/{run.pk}/events")
+    assert again.status_code == 200
+    Run.objects.filter(pk=run.pk).update(status=Status.FAILED)
+    assert [parse(c)[0] for c in again.streaming_content][-1] == "end"

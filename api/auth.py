@@ -29,10 +29,10 @@ class SessionAuth(APIKeyCookie):
     """The logged-in browser. Not django-ninja's SessionAuth: that one checks CSRF before it knows whether
     anyone is logged in, so a bad token on a POST would answer 'CSRF failed' instead of 401."""
 
-    param_name = settings.SESSION_COOKIE_NAME
+    param_name = settings.SESSION_COOKIE_NAME  # csrf stays True: the docs page then sends X-CSRFToken
 
-    def __init__(self) -> None:
-        super().__init__(csrf=False)
+    def _get_key(self, request: HttpRequest) -> str | None:
+        return request.COOKIES.get(self.param_name)
 
     def authenticate(self, request: HttpRequest, key: str | None) -> Any:
         if not request.user.is_authenticated:

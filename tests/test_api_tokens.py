@@ -150,3 +150,10 @@ def test_token_requests_need_no_csrf_but_session_writes_do(alice, catalog):
 def test_the_token_page_needs_a_name(alice_client):
     page = alice_client.post(reverse("tokens:list"), {"name": "", "scope": "read"})
     assert page.status_code == 422 and not AccessToken.objects.exists()
+
+
+def test_the_token_page_needs_a_login(client):
+    response = client.get(reverse("tokens:list"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+    assert client.post(reverse("tokens:list"), {"name": "x", "scope": "run"}).status_code == 302
+    assert not AccessToken.objects.exists()

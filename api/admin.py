@@ -22,6 +22,9 @@ class AccessTokenAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # tokens are made by their owner, on their own page, and shown only to them
 
+    def has_delete_permission(self, request: HttpRequest, obj: AccessToken | None = None) -> bool:
+        return False  # revoke instead: the row and its audit trail stay
+
     @admin.action(description="Revoke the selected tokens", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[AccessToken]) -> None:
         done = sum(revoke_token(token, actor=request.user, ip=client_ip(request)) for token in queryset)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
@@ -38,6 +41,21 @@ def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, dict[str, st
         fields.setdefault(".".join(loc), str(error.get("msg", "Invalid value.")))
     text = "; ".join(f"{k}: {v}" if k else v for k, v in fields.items())
     return f"The request is not valid: {text}", fields
+
+
+def json_method_not_allowed(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """django-ninja answers a wrong method with a plain-text 405: make it ours."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        if isinstance(response, HttpResponseNotAllowed):
+            allowed = response["Allow"]
+            response = error_response(405, "method_not_allowed", f"This endpoint answers {allowed}.")
+            response["Allow"] = allowed
+        return response
+
+    return wrapped
 
 
 def install(api: NinjaAPI) -> None:
@@ -93,6 +111,10 @@ def install(api: NinjaAPI) -> None:
         if isinstance(exc, FullRunLocked):
             return error_response(409, "full_run_locked", str(exc))
         return error_response(409, "run_refused", str(exc))
+
+    @handle(RequestDataTooBig)
+    def _too_large(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+        return error_response(413, "too_large", "The request body is too large.")
 
     @handle(Throttled)
     def _throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:

@@ -10,7 +10,7 @@ from uuid import UUID
 from ninja import Field, Schema
 
 # The error statuses every endpoint may answer (django-ninja's codes_4xx leaves out 422).
-ERRORS = frozenset({400, 401, 403, 404, 409, 422, 429})
+ERRORS = frozenset({400, 401, 403, 404, 409, 413, 422, 429})
 
 
 class ErrorOut(Schema):

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Case, F, QuerySet, Value, When
 from django.http import Http404
 from django.utils import timezone
@@ -86,14 +87,17 @@ def authenticate(secret: str, *, ip: str | None = None) -> AccessToken | None:
         return None
     now = timezone.now()
     window = now.replace(second=0, microsecond=0)
-    # One UPDATE records the use and counts the request in the current window: atomic across processes.
-    AccessToken.objects.filter(pk=token.pk).update(
-        last_used_at=now,
-        last_used_ip=ip,
-        window_count=Case(When(window_start=window, then=F("window_count") + 1), default=Value(1)),
-        window_start=window,
-    )
-    count = AccessToken.objects.values_list("window_count", flat=True).get(pk=token.pk)
+    # One UPDATE records the use and counts the request in the current window; in one transaction with the
+    # read-back, the row lock (PostgreSQL) or the write lock (SQLite, IMMEDIATE) makes the count exact
+    # across threads and processes.
+    with transaction.atomic():
+        AccessToken.objects.filter(pk=token.pk).update(
+            last_used_at=now,
+            last_used_ip=ip,
+            window_count=Case(When(window_start=window, then=F("window_count") + 1), default=Value(1)),
+            window_start=window,
+        )
+        count = AccessToken.objects.values_list("window_count", flat=True).get(pk=token.pk)
     if count > settings.API_TOKEN_REQUESTS_PER_MINUTE:
         raise Throttled(retry_after=max(1, int((window + WINDOW - now).total_seconds()) + 1))
     return token

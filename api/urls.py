@@ -2,6 +2,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path, re_path
 
 from . import views
+from .errors import json_method_not_allowed
 from .v1 import api
 
 # The API authenticates each request itself (token or session): Django's LoginRequiredMiddleware must not
@@ -9,7 +10,7 @@ from .v1 import api
 _patterns, _app, _namespace = api.urls
 for _pattern in _patterns:
     assert _pattern.callback is not None
-    _pattern.callback = login_not_required(_pattern.callback)
+    _pattern.callback = login_not_required(json_method_not_allowed(_pattern.callback))
 
 token_pages = [
     path("", views.tokens, name="list"),

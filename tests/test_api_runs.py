@@ -190,7 +190,7 @@ def test_my_runs_are_filtered_and_paginated(api, alice, bob, catalog):
 def test_the_run_list_takes_a_fixed_number_of_queries(api, alice, catalog, django_assert_max_num_queries):
     for _ in range(3):
         finished_test_run(catalog, alice)
-    with django_assert_max_num_queries(8) as few:
+    with django_assert_max_num_queries(10) as few:
         api.get("/api/v1/runs")
     for _ in range(3):
         finished_test_run(catalog, alice)
@@ -219,3 +219,13 @@ def test_an_operator_session_reads_anyones_run_like_the_web(client, bob, catalog
     assign_role(operator, OPERATOR)
     client.force_login(operator)
     assert client.get(f"/api/v1/runs/{run.pk}").json()["id"] == str(run.pk)
+
+
+def test_a_wrong_method_and_an_oversized_body_get_json_errors(api, catalog):
+    wrong = api.delete("/api/v1/runs")
+    assert wrong.status_code == 405 and wrong.json()["code"] == "method_not_allowed"
+    assert "POST" in wrong["Allow"]
+    huge = {"workflow": "learn-agentic-ai", "inputs": {"topic": "x" * (2 * 1024 * 1024)}}
+    too_large = post(api, "/api/v1/runs", huge)
+    assert too_large.status_code == 413 and too_large.json()["code"] == "too_large"
+    assert not Run.objects.exists()

@@ -21,6 +21,16 @@ pytestmark = pytest.mark.django_db
 SECRET = re.compile(r'id="new-token"[^>]*value="(awp_[A-Za-z0-9_-]+)"')
 
 
+def wait_for_a_fresh_minute() -> None:
+    """Requests are counted per clock minute: keep a burst inside one."""
+    import time
+
+    from django.utils import timezone
+
+    if timezone.now().second >= 55:
+        time.sleep(61 - timezone.now().second)
+
+
 def bearer(secret: str) -> dict[str, str]:
     return {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
 
@@ -122,6 +132,7 @@ def test_requests_past_the_per_minute_limit_get_429_with_retry_after(alice, sett
     settings.API_TOKEN_REQUESTS_PER_MINUTE = 3
     new = create_token(user=alice, name="ci", scope="read")
     other = create_token(user=alice, name="other", scope="read")
+    wait_for_a_fresh_minute()
     codes = [Client().get("/api/v1/workflows", **bearer(new.secret)).status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
     refused = Client().get("/api/v1/workflows", **bearer(new.secret))
@@ -157,3 +168,54 @@ def test_the_token_page_needs_a_login(client):
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
     assert client.post(reverse("tokens:list"), {"name": "x", "scope": "run"}).status_code == 302
     assert not AccessToken.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_limit_holds_exactly_across_two_server_processes_under_concurrent_requests(live_server, settings, tmp_path):
+    """Twenty requests at once, spread over this process's live server and a gunicorn process (each thread
+    its own database connection): exactly the limit gets through, so the count is not per process."""
+    import socket
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from .support.processes import ROOT, stop, subprocess_env, wait_for
+
+    limit = 7
+    settings.API_TOKEN_REQUESTS_PER_MINUTE = limit
+    new = create_token(user=UserFactory(username="dora"), name="ci", scope="read")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    other = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "gunicorn.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--threads", "4"],
+        cwd=ROOT, env=subprocess_env(API_TOKEN_REQUESTS_PER_MINUTE=str(limit)), stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: _answers(other), timeout=30, message="gunicorn to start")
+        headers = {"Authorization": f"Bearer {new.secret}"}
+
+        def call(i: int) -> int:
+            with httpx.Client(base_url=(live_server.url, other)[i % 2], timeout=30) as http:
+                return http.get("/api/v1/runs", headers=headers).status_code
+
+        wait_for_a_fresh_minute()
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(call, range(20)))
+    finally:
+        stop(server)
+    assert sorted(codes) == [200] * limit + [429] * (20 - limit)
+
+
+def _answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/api/v1/openapi.json", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.test import Client
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from api.tokens import create_token
 from catalog.models import Workflow
@@ -229,3 +234,39 @@ def test_a_wrong_method_and_an_oversized_body_get_json_errors(api, catalog):
     too_large = post(api, "/api/v1/runs", huge)
     assert too_large.status_code == 413 and too_large.json()["code"] == "too_large"
     assert not Run.objects.exists()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+bodies = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "workflow": st.sampled_from(["learn-agentic-ai", "nope", ""]) | json_values,
+            "mode": st.sampled_from(["validate", "test", "full"]) | json_values,
+            "inputs": st.dictionaries(st.sampled_from([*INPUTS, "extra"]), json_values, max_size=5) | json_values,
+            "model": st.sampled_from(["openai/gpt-4o-mini", "nonsense"]) | json_values,
+            "budget_usd": st.sampled_from(["0.001", "-1", "1e400", "abc"]) | json_values,
+        },
+    )
+    | json_values
+)
+
+
+@given(body=bodies)
+@hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_body_gets_a_run_or_a_json_error_never_a_500(api, catalog, body):
+    response = api.post("/api/v1/runs", json.dumps(body), content_type="application/json")
+    assert response.status_code in (201, 404, 409, 422), (body, response.content)
+    if response.status_code != 201:
+        assert set(response.json()) >= {"code", "message"}
+
+
+def test_the_workflow_list_takes_a_fixed_number_of_queries(api, catalog, django_assert_max_num_queries):
+    with django_assert_max_num_queries(12) as counted:
+        workflows = api.get("/api/v1/workflows").json()
+    assert len(workflows) > 10  # far fewer queries than workflows: none per row
+    assert len(counted.captured_queries) < len(workflows)

@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "providers",
     "catalog",
     "runs",
+    "ninja",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -182,6 +184,13 @@ RUN_LIVE_FLUSH_SECONDS = env.float("RUN_LIVE_FLUSH_SECONDS", default=0.5)
 RUN_RECOVERY_EVERY_SECONDS = env.float("RUN_RECOVERY_EVERY_SECONDS", default=15.0)
 # Queued + running runs one user may have at once (an operator can set another limit per user).
 RUNS_ACTIVE_PER_USER = env.int("RUNS_ACTIVE_PER_USER", default=10)
+
+# The HTTP API (docs/api.md): requests per token per minute, counted in the database; event streams.
+API_TOKEN_REQUESTS_PER_MINUTE = env.int("API_TOKEN_REQUESTS_PER_MINUTE", default=120)
+API_EVENTS_POLL_SECONDS = env.float("API_EVENTS_POLL_SECONDS", default=0.5)
+API_EVENTS_MAX_SECONDS = env.int("API_EVENTS_MAX_SECONDS", default=300)
+# Each open event stream holds a gunicorn thread (4 per process): keep threads free for pages.
+API_EVENTS_STREAMS_PER_PROCESS = env.int("API_EVENTS_STREAMS_PER_PROCESS", default=2)
 
 # django-q2 with the ORM broker. Run tasks only wake a worker's run host and return at once (the Run table is
 # the queue), so short limits suffice: `retry` stays above `timeout` so a task still running is never handed

@@ -6,6 +6,7 @@ urlpatterns = [
     path("", include("catalog.urls")),
     path("runs/", include("runs.urls")),
     path("settings/", include("settings_app.urls")),
+    path("api/", include("api.urls")),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -31,6 +31,10 @@ class QueueFull(RunRefused):
     """The user already has as many queued and running runs as allowed (HTTP 429 on the web)."""
 
 
+class FullRunLocked(RunRefused):
+    """No passed test run with these inputs yet (HTTP 409 in the API)."""
+
+
 def enqueue(run: Run) -> None:
     """Wake the cluster once the row is committed. The Run table is the queue: the task carries only the id,
     and whichever worker host has a free slot claims the next run fairly (runs/host.py)."""
@@ -90,7 +94,7 @@ def start_run(
         blocker = progression.full_run_blocker(workflow_version, digest)
         if blocker:
             if not (skip_progression and progression.may_skip(user)):
-                raise RunRefused(blocker)
+                raise FullRunLocked(blocker)
             skipped = True
     with transaction.atomic():
         if mode != Mode.VALIDATE or queue:

@@ -36,6 +36,8 @@ PERMISSIONS: dict[str, list[str]] = {
         "catalog.change_skill",
         "catalog.view_skillversion",
         "settings_app.view_auditevent",
+        "api.view_accesstoken",
+        "api.change_accesstoken",  # lets an operator revoke anyone's token in the admin
     ],
     ADMIN: [],  # admins are superusers
 }

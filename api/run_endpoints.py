@@ -1,0 +1,188 @@
+"""/api/v1/runs…: the same services (runs/services.py) and access helper (runs/access.py) as the run pages,
+so the rules (progression, caps, budgets, queue limit, someone else's run is a 404) hold here too."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, StreamingHttpResponse
+from ninja import Router
+
+from catalog.access import get_workflow_for_user
+from runs.access import get_run_for_user, visible_runs
+from runs.forms import HistoryFilter
+from runs.models import Mode, Run
+from runs.services import request_cancel, rerun, resume_run, start_run
+
+from . import events, serialize
+from .auth import require
+from .errors import ApiError
+from .models import Scope
+from .schemas import ERRORS, ArtifactOut, ErrorOut, RunIn, RunOut, RunPageOut
+
+router = Router(tags=["runs"])
+NEW_RUN = {201: RunOut, ERRORS: ErrorOut}
+MAX_PER_PAGE = 100
+
+
+def _run(request: HttpRequest, run_id: UUID) -> Run:
+    return get_run_for_user(request.user, run_id)
+
+
+@router.get("/runs", response={200: RunPageOut, ERRORS: ErrorOut}, url_name="runs")
+def list_runs(
+    request: HttpRequest,
+    workflow: str = "",
+    status: str = "",
+    mode: str = "",
+    since: str = "",
+    until: str = "",
+    page: int = 1,
+    per_page: int = 25,
+) -> Any:
+    """Runs I may see (mine; an operator sees everyone's), newest first, filtered like the history page."""
+    require(request, Scope.READ)
+    query = {"workflow": workflow, "status": status, "mode": mode, "since": since, "until": until}
+    form = HistoryFilter({k: v for k, v in query.items() if v})
+    if form.is_bound and not form.is_valid():
+        errors = {name: " ".join(str(m) for m in messages) for name, messages in form.errors.items()}
+        raise ApiError(422, "invalid_request", "Some filters are not valid.", errors=errors)
+    runs = form.apply(visible_runs(request.user)).order_by("-created_at").prefetch_related("artifacts")
+    paginator = Paginator(runs, max(1, min(per_page, MAX_PER_PAGE)))
+    current = paginator.get_page(page)
+    return {
+        "items": [serialize.run(request, r) for r in current],
+        "count": paginator.count,
+        "page": current.number,
+        "pages": paginator.num_pages,
+    }
+
+
+@router.post("/runs", response=NEW_RUN, url_name="start_run")
+def create_run(request: HttpRequest, payload: RunIn) -> Any:
+    """Start a run. A full run needs a passed test run with the same inputs (409 full_run_locked)."""
+    require(request, Scope.RUN)
+    version = get_workflow_for_user(request.user, payload.workflow).current_version
+    assert version is not None
+    run = start_run(
+        workflow_version=version,
+        user=request.user,
+        inputs=payload.inputs,
+        mode=payload.mode,
+        models=[payload.model] if payload.model else None,
+        budget_usd=payload.budget_usd,
+    )
+    return 201, serialize.run(request, run)
+
+
+@router.get("/runs/{uuid:run_id}", response={200: RunOut, ERRORS: ErrorOut}, url_name="run")
+def get_run(request: HttpRequest, run_id: UUID) -> Any:
+    """Status, reason, progress, costs, tokens, steps and artifact links."""
+    require(request, Scope.READ)
+    return serialize.run(request, _run(request, run_id))
+
+
+@router.post("/runs/{uuid:run_id}/cancel", response={202: RunOut, ERRORS: ErrorOut}, url_name="cancel_run")
+def cancel_run(request: HttpRequest, run_id: UUID) -> Any:
+    """Ask the run to stop: a queued run stops at once, a running one after its current call."""
+    require(request, Scope.RUN)
+    run = _run(request, run_id)
+    if not request_cancel(run):
+        raise ApiError(409, "run_finished", "This run has already finished.")
+    return 202, serialize.run(request, run)
+
+
+def _again(request: HttpRequest, run_id: UUID, make: Callable[[Run], Run]) -> Any:
+    require(request, Scope.RUN)
+    return 201, serialize.run(request, make(_run(request, run_id)))
+
+
+@router.post("/runs/{uuid:run_id}/resume", response=NEW_RUN, url_name="resume_run")
+def resume(request: HttpRequest, run_id: UUID) -> Any:
+    """A new run that continues a failed, cancelled or stopped one from its first unfinished step."""
+    return _again(request, run_id, resume_run)
+
+
+@router.post("/runs/{uuid:run_id}/rerun", response=NEW_RUN, url_name="rerun_run")
+def rerun_run(request: HttpRequest, run_id: UUID) -> Any:
+    """A new run with the same version, inputs and models."""
+    return _again(request, run_id, lambda run: rerun(run, user=request.user))
+
+
+@router.post("/runs/{uuid:run_id}/replay", response=NEW_RUN, url_name="replay_run")
+def replay_run(request: HttpRequest, run_id: UUID) -> Any:
+    """A rerun that reuses cached responses at no cost."""
+    return _again(request, run_id, lambda run: rerun(run, user=request.user, replay=True))
+
+
+@router.post("/runs/{uuid:run_id}/full", response=NEW_RUN, url_name="full_run")
+def full_run(request: HttpRequest, run_id: UUID) -> Any:
+    """A full run with the inputs and models of this (passed) test run."""
+    return _again(
+        request,
+        run_id,
+        lambda run: start_run(
+            workflow_version=run.workflow_version,
+            user=request.user,
+            inputs=run.inputs,
+            mode=Mode.FULL,
+            models=run.requested_models,
+        ),
+    )
+
+
+@router.get("/runs/{uuid:run_id}/artifacts", response={200: list[ArtifactOut], ERRORS: ErrorOut}, url_name="artifacts")
+def list_artifacts(request: HttpRequest, run_id: UUID) -> Any:
+    require(request, Scope.READ)
+    run = _run(request, run_id)
+    return [serialize.artifact(request, run, a) for a in run.artifacts.all()]
+
+
+FILE = {"description": "The file", "content": {"application/octet-stream": {"schema": {"type": "string"}}}}
+
+
+@router.get(
+    "/runs/{uuid:run_id}/artifacts/{name}",
+    response={ERRORS: ErrorOut},
+    url_name="artifact",
+    openapi_extra={"responses": {"200": FILE}},
+)
+def download_artifact(request: HttpRequest, run_id: UUID, name: str) -> Any:
+    """One artifact's file (notes.md, trace.json, …)."""
+    require(request, Scope.READ)
+    artifact = _run(request, run_id).artifacts.filter(name=name).first()
+    if artifact is None:
+        raise Http404("No such artifact.")
+    response = FileResponse(
+        artifact.file.open("rb"), as_attachment=True, filename=name, content_type=artifact.content_type
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+EVENTS = {"description": "Server-Sent Events", "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+
+
+@router.get(
+    "/runs/{uuid:run_id}/events",
+    response={ERRORS: ErrorOut},
+    url_name="run_events",
+    openapi_extra={"responses": {"200": EVENTS}},
+)
+def run_events(request: HttpRequest, run_id: UUID) -> Any:
+    """Follow a run: `status` and `output` events until `end` (or `timeout`: reconnect to go on)."""
+    require(request, Scope.READ)
+    run = _run(request, run_id)
+    stream = events.EventStream.open(run.pk)
+    if stream is None:
+        raise ApiError(
+            429, "too_many_streams", "This server follows as many runs as it can: retry soon, or poll the run.",
+            headers={"Retry-After": "5"},
+        )  # fmt: skip
+    response = StreamingHttpResponse(stream, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # a proxy must pass each event on at once
+    return response

@@ -1,0 +1,112 @@
+"""What the API sends and receives. Typed, so django-ninja writes the OpenAPI description from them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+from uuid import UUID
+
+from ninja import Field, Schema
+
+# The error statuses every endpoint may answer (django-ninja's codes_4xx leaves out 422).
+ERRORS = frozenset({400, 401, 403, 404, 409, 413, 422, 429})
+
+
+class ErrorOut(Schema):
+    code: str = Field(description="Stable, machine-readable: not_found, full_run_locked, queue_full, …")
+    message: str = Field(description="What went wrong, in plain words.")
+    errors: dict[str, str] | None = Field(None, description="Per input field, for invalid_inputs.")
+
+
+class WorkflowOut(Schema):
+    slug: str
+    title: str
+    summary: str
+    personas: list[str]
+    tags: list[str]
+    skills: list[str]
+    version: int
+    url: str
+
+
+class EstimateOut(Schema):
+    model: str
+    test: Decimal | None = Field(description="Upper estimate in USD of a test run; null when unpriced.")
+    full: Decimal | None
+
+
+class WorkflowDetailOut(WorkflowOut):
+    input_schema: dict[str, Any] = Field(description="JSON Schema of the run inputs.")
+    caps: dict[str, dict[str, Any]] = Field(description="Limits per mode: tokens, time, tool calls, budget.")
+    estimates: list[EstimateOut]
+
+
+class RunIn(Schema):
+    workflow: str = Field(description="The workflow's slug.")
+    mode: Literal["validate", "test", "full"] = "test"
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    model: str | None = Field(None, description="provider/model; the default connection's model when absent.")
+    budget_usd: Decimal | None = Field(None, gt=0, description="Lower the run's budget below the workflow's cap.")
+
+
+class ArtifactOut(Schema):
+    name: str
+    size: int
+    content_type: str
+    url: str
+
+
+class ProgressOut(Schema):
+    steps_done: int
+    steps_total: int
+    percent: int
+    current_step: str
+
+
+class TokensOut(Schema):
+    prompt: int
+    completion: int
+    total: int
+
+
+class StepOut(Schema):
+    id: str
+    title: str
+    done: bool
+
+
+class RunOut(Schema):
+    id: UUID
+    url: str
+    events_url: str
+    web_url: str
+    workflow: str
+    workflow_version: int
+    mode: str
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled", "stopped"]
+    finished: bool
+    reason: str
+    inputs: dict[str, Any]
+    requested_models: list[str]
+    model_used: str
+    budget_usd: Decimal | None
+    estimated_cost_usd: Decimal | None
+    cost_usd: Decimal
+    cost_unpriced: bool
+    tokens: TokensOut
+    progress: ProgressOut
+    steps: list[StepOut]
+    replay: bool
+    resumed_from: UUID | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    artifacts: list[ArtifactOut]
+
+
+class RunPageOut(Schema):
+    items: list[RunOut]
+    count: int
+    page: int
+    pages: int

@@ -175,12 +175,12 @@ def rotate_keys(*, actor: Any = None) -> int:
 CHECK_TTL_SECONDS = 300
 
 
-def check_reachable(target: Target) -> tuple[bool, str]:
+def check_reachable(target: Target) -> tuple[bool, str, llm.LLMResult | None]:
     """Validation's connection check: at most one minimal call, skipped when the connection passed a check in
     the last few minutes. A busy provider (429, 5xx, timeout) passes: the run's retry loop deals with it.
-    Returns (usable, what was found)."""
+    Returns (usable, what was found, the call's result so the run can count what it cost)."""
     if target.is_offline or target.connection_id is None:
-        return True, "built in"
+        return True, "built in", None
     connection = ProviderConnection.objects.get(pk=target.connection_id)
     recent = timezone.now() - timedelta(seconds=CHECK_TTL_SECONDS)
     if (
@@ -188,21 +188,24 @@ def check_reachable(target: Target) -> tuple[bool, str]:
         and connection.last_tested_at
         and connection.last_tested_at > recent
     ):
-        return True, "checked recently"
+        return True, "checked recently", None
     try:
-        _ping(target, max_tokens=1)
+        result = _ping(target, max_tokens=1)
     except llm.ProviderError as exc:
         if exc.retryable:
-            return True, f"busy ({exc.kind}); the run will retry"
+            return True, f"busy ({exc.kind}); the run will retry", None
         _remember(connection, False, FRIENDLY.get(exc.kind, exc.message))
-        return False, connection.status_message
+        return False, connection.status_message, None
     _remember(connection, True, "Connected.")
-    return True, "connected"
+    return True, "connected", result
 
 
-def _ping(target: Target, *, max_tokens: int) -> None:
+def _ping(target: Target, *, max_tokens: int) -> llm.LLMResult:
     """The one minimal real call both the Test connection button and validation make."""
-    llm.complete(target, [{"role": "user", "content": "Reply with OK."}], max_tokens=max_tokens, timeout=20)
+    from . import pricing
+
+    messages = [{"role": "user", "content": "Reply with OK."}]
+    return llm.complete(target, messages, max_tokens=max_tokens, timeout=20, price=pricing.price_of(target))
 
 
 def _remember(connection: ProviderConnection, ok: bool, message: str) -> None:

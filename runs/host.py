@@ -55,13 +55,17 @@ class RunHost:
             return 0 if self._draining else self.capacity - len(self.hosted)
 
     # -- the dispatcher ----------------------------------------------------------------------------------
-    def _loop(self) -> None:
+    def _warm_up(self) -> None:
         from providers.llm import warm_up
 
         try:
             warm_up()
         except Exception:  # a run will meet the same problem and say it plainly
             log.exception("run host %s: LiteLLM could not be loaded", self.name)
+
+    def _loop(self) -> None:
+        # Loading LiteLLM takes seconds: beside the claims, so a run queued at start-up starts at once.
+        threading.Thread(target=self._warm_up, name="run-warm-up", daemon=True).start()
         while True:
             try:
                 if not threading.main_thread().is_alive():

@@ -189,8 +189,12 @@ class Executor:
         """At most one minimal call per connection; a connection that refuses is dropped for its fallback."""
         usable = []
         for target in self.targets:
-            ok, found = check_reachable(target)
+            ok, found, result = check_reachable(target)
             checks.append({"check": "connection", "model": target.model, "ok": ok, "found": found})
+            if result is not None:  # the check is a real call: it is counted and priced like any other
+                call: dict[str, Any] = {"purpose": "connection check", "attempts": []}
+                self.trace.validation["connection_check"] = call
+                self._record(call, result, target)
             if ok:
                 usable.append(target)
                 break

@@ -309,3 +309,17 @@ def test_an_artifact_the_disk_refuses_fails_the_run_and_keeps_the_trace_in_the_d
     run.refresh_from_db()
     assert run.status == Status.FAILED and "No space left on device" in run.reason
     assert json.loads(run.trace_text)["run"]["id"] == str(run.pk)
+
+
+@pytest.mark.django_db
+def test_the_connection_check_at_validate_is_counted_in_the_run(catalog, alice, openai):
+    run = start(catalog, alice)
+    pipeline.execute(run.pk)
+    run.refresh_from_db()
+    checks = [r for r in openai.requests if r["body"]["max_tokens"] == 1]
+    assert len(checks) == 1  # the connection was never checked before: validation made one real call
+    # Every call is counted: the two steps (100 + 50 tokens each) and the check (100 + 50).
+    assert (run.prompt_tokens, run.completion_tokens) == (300, 150)
+    validation = json.loads(Artifact.objects.get(run=run, name="validation.json").file.read())
+    assert validation["connection_check"]["prompt_tokens"] == 100
+    assert Decimal(validation["connection_check"]["cost_usd"]) > 0

@@ -27,8 +27,10 @@ MAX_SKILL_BYTES = 512 * 1024
 MAX_RESOURCE_BYTES = 512 * 1024
 MAX_RESOURCES_TOTAL = 4 * 1024 * 1024
 MAX_FILES = 500
-# The prompt gets the body up to this many characters; the rest is read through the tools as SKILL.md#part-N.
+# The prompt gets the body up to this many characters; the rest is read through the tools as SKILL.md#part-N,
+# in parts that one read returns whole.
 PROMPT_BODY_CHARS = 8000
+PART_CHARS = 6000
 PART_PREFIX = "SKILL.md#part-"
 BINARY_SUFFIXES = {
     ".png", ".jpg", ".jpeg", ".gif", ".webp", ".ico", ".bmp", ".tif", ".tiff", ".pdf", ".zip", ".gz", ".tgz",
@@ -269,13 +271,15 @@ def broken_links(body: str, references: dict[str, str], assets: list[dict[str, A
     return sorted(set(missing))
 
 
-def body_parts(body: str, budget: int = PROMPT_BODY_CHARS) -> list[str]:
-    """The body cut into parts of at most `budget` characters, at a heading, else a blank line, else a line
-    end when one is in the second half of the part. Part 1 goes into the prompt; the others are resources."""
+def body_parts(body: str, first: int = PROMPT_BODY_CHARS, rest: int = PART_CHARS) -> list[str]:
+    """The body cut into parts (the first up to `first` characters, the others up to `rest`), at a heading,
+    else a blank line, else a line end in the second half of the part. Part 1 goes into the prompt; the
+    others are resources."""
     parts: list[str] = []
-    rest = body
-    while len(rest) > budget:
-        window = rest[: budget + 1]
+    remaining = body
+    budget = first
+    while len(remaining) > budget:
+        window = remaining[: budget + 1]
         cut = max(window.rfind("\n#"), 0)
         if cut < budget // 2:
             cut = window.rfind("\n\n")
@@ -283,9 +287,10 @@ def body_parts(body: str, budget: int = PROMPT_BODY_CHARS) -> list[str]:
             cut = window.rfind("\n")
         if cut < budget // 2:
             cut = budget
-        parts.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip("\n")
-    parts.append(rest)
+        parts.append(remaining[:cut].rstrip())
+        remaining = remaining[cut:].lstrip("\n")
+        budget = rest
+    parts.append(remaining)
     return parts
 
 

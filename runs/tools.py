@@ -13,9 +13,9 @@ import re
 from typing import Any
 
 from catalog.models import SkillVersion
-from catalog.skills import normalize_path
+from catalog.skills import PART_CHARS, PART_PREFIX, normalize_path
 
-MAX_READ_CHARS = 6000
+MAX_READ_CHARS = PART_CHARS  # one read returns one part of a long SKILL.md whole
 MAX_SEARCH_HITS = 8
 
 
@@ -94,7 +94,8 @@ def run(name: str, raw_arguments: str, skills: dict[str, SkillVersion]) -> tuple
     refs = skill.resources
     if name == "list_references":
         listing: list[dict[str, Any]] = [
-            {"path": path, "sections": _headings(text), "chars": len(text)} for path, text in sorted(refs.items())
+            {"path": path, "sections": _headings(text), "chars": len(text)}
+            for path, text in sorted(refs.items(), key=_listing_order)
         ]
         listing += [{"path": a["path"], "bytes": a["size"], "type": a["type"], "readable": False} for a in skill.assets]
         return json.dumps({"skill": skill_name, "references": listing}), {"skill": skill_name, "listed": len(listing)}
@@ -116,6 +117,14 @@ def run(name: str, raw_arguments: str, skills: dict[str, SkillVersion]) -> tuple
             "hits": len(hits),
         }
     raise ToolError(f"Unknown tool '{name}'.")
+
+
+def _listing_order(item: tuple[str, str]) -> tuple[int, int, str]:
+    """Files by path, then the parts of a long SKILL.md in their order (part-2 before part-10)."""
+    path = item[0]
+    if path.startswith(PART_PREFIX):
+        return 1, int(path.removeprefix(PART_PREFIX)), ""
+    return 0, 0, path
 
 
 def _read(skill_name: str, skill: SkillVersion, refs: dict[str, str], args: dict[str, Any]) -> tuple[str, dict]:

@@ -15,7 +15,7 @@ from django.core.management import call_command
 
 from catalog.models import Skill
 from catalog.services import import_skills
-from catalog.skills import MAX_RESOURCE_BYTES, PROMPT_BODY_CHARS, parse_skill
+from catalog.skills import MAX_RESOURCE_BYTES, PART_CHARS, PROMPT_BODY_CHARS, parse_skill
 
 pytestmark = pytest.mark.django_db
 
@@ -87,7 +87,8 @@ def test_a_60000_character_body_is_split_and_nothing_is_lost(tmp_path):
     skill(tmp_path, "long-skill", body=body)
     import_skills(tmp_path)
     version = latest("long-skill")
-    assert len(version.parts) >= 8 and all(len(p) <= PROMPT_BODY_CHARS for p in version.parts)
+    assert len(version.parts) >= 10 and len(version.parts[0]) <= PROMPT_BODY_CHARS
+    assert all(len(p) <= PART_CHARS for p in version.parts[1:])
     assert " ".join(" ".join(version.parts).split()) == " ".join(body.split())  # only whitespace differs
     assert all(p.startswith("## Section") for p in version.parts)  # cut at headings
     prompt = version.prompt_body

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
+from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db.models import Max
 
 from .models import Persona, Skill, SkillVersion, Workflow, WorkflowVersion
+from .skill_archive import extract, library_folder
 from .skills import ParsedSkill, SkillError, find_skill_folders, parse_skill
 from .specs import LoadedSpec, SpecError, load_specs
 
@@ -172,3 +175,11 @@ def import_skills(root: Path, *, library: str = "") -> ImportReport:
     for folder in folders:
         _import_one(folder, library or root.resolve().name, seen, report)
     return report
+
+
+def import_archive(*, upload: IO[bytes], filename: str) -> ImportReport:
+    """Unpack an uploaded zip of a skill library under DATA_DIR (kept: it is the skills' source for re-imports)
+    and import it. Raises skill_archive.ArchiveError when the zip is refused."""
+    dest, library = library_folder(Path(settings.DATA_DIR) / "skill-libraries", filename)
+    extract(upload, dest)
+    return import_skills(dest, library=library)

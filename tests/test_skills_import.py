@@ -181,6 +181,20 @@ def test_nul_bytes_skip_that_file_with_a_warning_and_never_abort_the_import(tmp_
     assert latest("beta").references == {"ok.md": "# Also fine"}
 
 
+@pytest.mark.parametrize(
+    ("folder", "description", "flagged"),
+    [
+        ("starter", "Replace with a description of what your skill does.", True),
+        ("example-skill", "An example.", True),
+        ("pdf-forms", "Fill in PDF forms; replaces manual typing.", False),
+    ],
+)
+def test_a_template_is_known_by_its_folder_or_its_placeholder_text(tmp_path, folder, description, flagged):
+    skill(tmp_path, folder, front=f"name: {folder}\ndescription: {description}")
+    import_skills(tmp_path)
+    assert Skill.objects.get().is_template is flagged
+
+
 def test_a_template_skill_is_flagged_and_kept_from_students(tmp_path):
     skill(tmp_path, "template", front="name: template-skill\ndescription: Replace with a description of the skill.")
     skill(tmp_path, "real-one")

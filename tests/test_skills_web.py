@@ -105,3 +105,12 @@ def test_the_skills_index_does_not_grow_in_queries_with_skills(alice_client, lib
     import_skills(tmp_path / "more")
     many, page = count_queries(alice_client, reverse("catalog:skills"))
     assert many == few and "extra-4" in page
+
+
+def test_the_command_line_refuses_a_template_skill_too(library):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match=r"skill: Choose one of the imported skills\."):
+        call_command("runworkflow", "skill-quiz", "--input", "skill=template", stdout=StringIO(), stderr=StringIO())

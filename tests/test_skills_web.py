@@ -114,3 +114,8 @@ def test_the_command_line_refuses_a_template_skill_too(library):
 
     with pytest.raises(CommandError, match=r"skill: Choose one of the imported skills\."):
         call_command("runworkflow", "skill-quiz", "--input", "skill=template", stdout=StringIO(), stderr=StringIO())
+
+
+def test_a_workflow_page_shows_the_licence_of_its_skills(alice_client, catalog):
+    page = alice_client.get("/workflows/learn-agentic-ai/").content.decode()
+    assert '<span class="meta">Licence: MIT</span>' in page

@@ -152,7 +152,7 @@ def _import_one(folder: Path, library: str, seen: dict[str, Path], report: Impor
     try:
         with transaction.atomic():  # one skill at a time: a database refusal skips this skill only
             _, changed = save_skill(parsed, library=library)
-    except DatabaseError as exc:
+    except (DatabaseError, UnicodeError) as exc:
         reason = f"the database refused it ({str(exc).splitlines()[0][:200]})"
         report.skipped.append(f"{folder / 'SKILL.md'}: {reason}")
         report.lines.append(f"skipped    {parsed.name}: {reason}")

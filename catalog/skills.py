@@ -178,13 +178,18 @@ def _resources(folder: Path, root_real: str, warnings: list[str]) -> tuple[dict[
     return texts, assets
 
 
-def _has_nul(value: Any) -> bool:
+def _unstorable(value: Any) -> bool:
+    """A NUL or a lone surrogate (YAML escapes can make both): no database stores them as text."""
     if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
         return "\x00" in value
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+        return any(_unstorable(k) or _unstorable(v) for k, v in value.items())
     if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
+        return any(_unstorable(v) for v in value)
     return False
 
 
@@ -215,8 +220,8 @@ def parse_skill(folder: Path) -> ParsedSkill:
     if not isinstance(meta, dict):
         raise SkillError(f"{skill_md}: front matter is not a mapping of fields")
     meta = json.loads(json.dumps(meta, default=str))
-    if _has_nul(meta):
-        raise SkillError(f"{skill_md}: the front matter holds a NUL character")
+    if _unstorable(meta):
+        raise SkillError(f"{skill_md}: the front matter holds a NUL or an invalid character")
     description = " ".join(str(meta.get("description") or "").split())
     if not description:
         raise SkillError(f"{skill_md}: no description in the front matter")

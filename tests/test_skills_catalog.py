@@ -114,7 +114,7 @@ def test_a_skill_page_lists_its_workflows_and_presets_the_template_form(alice_cl
     page = alice_client.get(reverse("catalog:skill", args=["learn-agentic-ai"])).content.decode()
     assert 'href="/workflows/learn-agentic-ai/"' in page
     assert 'href="/workflows/skill-quiz/?skill=learn-agentic-ai"' in page
-    assert "references/agent-loop.md" in page
+    assert '<span class="folder">references/</span>' in page and "<code>agent-loop.md</code>" in page
     form = alice_client.get("/workflows/skill-quiz/?skill=learn-agentic-ai").content.decode()
     assert '<option value="learn-agentic-ai" selected>' in form
 

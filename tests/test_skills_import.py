@@ -139,7 +139,8 @@ def test_a_skill_that_follows_the_spec_has_no_warning(tmp_path):
     [
         ("name: x", "no description in the front matter"),
         ("name: [unclosed", "front matter is not valid YAML"),
-        ('name: x\ndescription: "nul \\0 inside"', "the front matter holds a NUL character"),
+        ('name: x\ndescription: "nul \\0 inside"', "the front matter holds a NUL or an invalid character"),
+        ('name: x\ndescription: "lone \\ud800 surrogate"', "the front matter holds a NUL or an invalid character"),
     ],
 )
 def test_an_unusable_skill_is_skipped_with_its_reason_and_the_others_import(tmp_path, front, reason):

@@ -286,3 +286,20 @@ def test_dotdot_names_stay_plain_file_names_inside_the_skill(tmp_path):
     skill(tmp_path, "dots", **{"..notes.md": "# Dots", "a..b.md": "# AB"})
     import_skills(tmp_path)
     assert sorted(latest("dots").references) == ["..notes.md", "a..b.md"]
+
+
+def test_the_command_prints_one_line_per_skill_for_each_outcome(tmp_path):
+    skill(tmp_path, "alpha")
+    skill(tmp_path, "beta")
+    call_command("import_skills", str(tmp_path), stdout=StringIO())
+    skill(tmp_path, "alpha", body="# Changed\n")
+    (tmp_path / "huge").mkdir()
+    (tmp_path / "huge" / "SKILL.md").write_text("---\nname: huge\ndescription: d\n---\n" + "x" * 600_000)
+    out = StringIO()
+    call_command("import_skills", str(tmp_path), stdout=out)
+    assert out.getvalue().splitlines() == [
+        "updated    alpha",
+        "unchanged  beta",
+        "skipped    huge: larger than 512 KiB",
+        "3 skills found: 0 imported, 1 updated, 1 unchanged, 1 skipped.",
+    ]

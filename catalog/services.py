@@ -49,7 +49,7 @@ def save_skill(parsed: ParsedSkill, *, library: str = "") -> tuple[SkillVersion,
     fields = {
         "description": parsed.description,
         "source": str(parsed.path),
-        "library": library or skill.library,
+        "library": (library or skill.library)[:200],
         "license": parsed.license,
         "is_template": parsed.is_template,
         "latest_id": version.pk,

@@ -1,4 +1,4 @@
-"""Reads of the catalog, and the one access helper for workflows."""
+"""Reads of the catalog, and the one access helper each for workflows and skills."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ from typing import Any
 
 from django.http import Http404
 
-from .models import Workflow
+from .inputs import skill_input
+from .models import Skill, Workflow
 
 
 def enabled_workflows(*, query: str = "", persona: str = "", tag: str = "") -> list[Workflow]:
-    """Enabled workflows, filtered by a search over title, summary, tags and skill names (in a fixed
-    number of queries: skills come prefetched)."""
+    """Enabled workflows, filtered by a search over title, summary, tags and the names and descriptions of
+    their skills (in a fixed number of queries: skills come prefetched)."""
     workflows = (
         Workflow.objects.filter(enabled=True, latest_version__isnull=False)
         .select_related("latest_version")
@@ -26,7 +27,7 @@ def enabled_workflows(*, query: str = "", persona: str = "", tag: str = "") -> l
         if tag and tag not in workflow.tags:
             continue
         assert workflow.latest_version is not None
-        skills = [sv.skill.name for sv in workflow.latest_version.skills.all()]
+        skills = [f"{sv.skill.name} {sv.skill.description}" for sv in workflow.latest_version.skills.all()]
         haystack = " ".join([workflow.title, workflow.summary, *workflow.tags, *skills]).lower()
         if all(word in haystack for word in words):
             found.append(workflow)
@@ -44,3 +45,45 @@ def get_workflow_for_user(user: Any, slug: str) -> Workflow:
     if workflow is None:
         raise Http404("No such workflow.")
     return workflow
+
+
+def offered_skills(user: Any) -> Any:
+    """Skills a user may pick and see: template or example skills only for staff."""
+    queryset = Skill.objects.order_by("name")
+    return queryset if user.is_staff else queryset.filter(is_template=False)
+
+
+def get_skill_for_user(user: Any, name: str) -> Skill:
+    skill = offered_skills(user).select_related("latest").filter(name=name).first()
+    if skill is None:
+        raise Http404("No such skill.")
+    return skill
+
+
+def workflows_for_skill(skill: Skill, workflows: list[Workflow]) -> tuple[list[Workflow], list[Workflow]]:
+    """(workflows written for this skill, template workflows that run over any skill)."""
+    using, templates = [], []
+    for workflow in workflows:
+        assert workflow.latest_version is not None
+        if skill_input(workflow.latest_version.input_schema):
+            templates.append(workflow)
+        elif any(sv.skill_id == skill.pk for sv in workflow.latest_version.skills.all()):
+            using.append(workflow)
+    return using, templates
+
+
+def find_skills(user: Any, *, query: str = "", library: str = "", license: str = "", persona: str = "") -> list[Skill]:
+    """Skills by words in name and description, library, licence, and persona (skills some workflow for
+    that persona runs: one written for the skill, or a template over any skill)."""
+    skills = offered_skills(user).defer("source")
+    if library:
+        skills = skills.filter(library=library)
+    if license:
+        skills = skills.filter(license=license)
+    if persona:
+        workflows = enabled_workflows(persona=persona)
+        if not any(skill_input(w.latest_version.input_schema) for w in workflows if w.latest_version):
+            named = {sv.skill_id for w in workflows if w.latest_version for sv in w.latest_version.skills.all()}
+            skills = skills.filter(pk__in=named)
+    words = query.lower().split()
+    return [s for s in skills if all(word in f"{s.name} {s.description}".lower() for word in words)]

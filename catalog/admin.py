@@ -2,11 +2,18 @@ import difflib
 from pathlib import Path
 
 import yaml
+from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils.html import format_html
 
 from .models import Persona, Skill, SkillVersion, Workflow, WorkflowVersion
-from .services import save_skill
+from .services import ImportReport, import_archive, import_skills, save_skill
+from .skill_archive import MAX_UPLOAD_BYTES, ArchiveError
 from .skills import SkillError, parse_skill
 
 
@@ -69,19 +76,74 @@ class WorkflowVersionAdmin(admin.ModelAdmin):
         return False
 
 
+class ImportLibraryForm(forms.Form):
+    archive = forms.FileField(
+        required=False, label="Zip of a skill library", help_text="Folders with a SKILL.md, at any depth."
+    )
+    folder = forms.ChoiceField(required=False, label="Or a folder on the server", choices=())
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        allowed = [str(p) for p in settings.SKILL_IMPORT_DIRS]
+        folder = self.fields["folder"]
+        assert isinstance(folder, forms.ChoiceField)
+        folder.choices = [("", "—")] + [(p, p) for p in allowed]
+        self.fields["folder"].help_text = "Folders allowed by SKILL_IMPORT_DIRS." if allowed else "None allowed."
+
+    def clean(self):
+        data = super().clean() or {}
+        if bool(data.get("archive")) == bool(data.get("folder")):
+            raise forms.ValidationError("Choose a zip file or a server folder (one of them).")
+        archive = data.get("archive")
+        if archive and archive.size > MAX_UPLOAD_BYTES:
+            raise forms.ValidationError(f"The zip is larger than {MAX_UPLOAD_BYTES // 2**20} MiB.")
+        return data
+
+
 @admin.register(Skill)
 class SkillAdmin(admin.ModelAdmin):
-    list_display = ("name", "description", "updated_at")
+    list_display = ("name", "library", "license", "is_template", "updated_at")
+    list_filter = ("library", "is_template")
     search_fields = ("name", "description")
-    readonly_fields = ("name", "description", "source", "latest")
+    readonly_fields = ("name", "description", "source", "library", "license", "is_template", "latest")
     actions = ["reimport"]
+    change_list_template = "admin/catalog/skill/change_list.html"
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.import_library)
+        return [path("import/", view, name="catalog_skill_import"), *super().get_urls()]
+
+    def import_library(self, request: HttpRequest) -> HttpResponse:
+        """Upload a zip of a skill library (or pick an allowed server folder) and show the import report."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = ImportLibraryForm(request.POST or None, request.FILES or None)
+        report: ImportReport | None = None
+        if request.method == "POST" and form.is_valid():
+            try:
+                if form.cleaned_data["archive"]:
+                    upload = form.cleaned_data["archive"]
+                    report = import_archive(upload=upload, filename=upload.name)
+                else:
+                    report = import_skills(Path(form.cleaned_data["folder"]))
+            except ArchiveError as exc:
+                form.add_error("archive", f"The zip was refused: {exc}.")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Import a skill library",
+            "form": form,
+            "report": report,
+        }
+        status = 422 if request.method == "POST" and report is None else 200
+        return TemplateResponse(request, "admin/catalog/skill/import.html", context, status=status)
 
     @admin.action(description="Re-import the selected skills from their source folders")
     def reimport(self, request, queryset):
         done, problems = 0, []
         for skill in queryset:
             try:
-                save_skill(parse_skill(Path(skill.source)))
+                save_skill(parse_skill(Path(skill.source)), library=skill.library)
                 done += 1
             except (OSError, SkillError) as exc:
                 problems.append(f"{skill.name}: {exc}")
@@ -94,7 +156,7 @@ class SkillAdmin(admin.ModelAdmin):
 class SkillVersionAdmin(admin.ModelAdmin):
     list_display = ("skill", "content_hash", "created_at")
     list_select_related = ("skill",)
-    readonly_fields = ("skill", "content_hash", "metadata", "body", "references", "created_at")
+    readonly_fields = ("skill", "content_hash", "metadata", "body", "references", "assets", "warnings", "created_at")
 
     def has_add_permission(self, request):
         return False

@@ -26,8 +26,10 @@ def _field(prop: dict[str, Any], required: bool) -> forms.Field:
     if kind == "string" and prop.get("format") == "skill":
         from .models import Skill
 
-        skills = Skill.objects.order_by("name").values_list("name", "description")
-        return forms.ChoiceField(choices=[(n, f"{n} — {d[:70]}") for n, d in skills], **common)
+        # Template skills are not offered; the licence is shown where students pick.
+        skills = Skill.objects.filter(is_template=False).order_by("name").values_list("name", "description", "license")
+        choices = [(n, f"{n} — {d[:70]}" + (f" (licence: {lic[:60]})" if lic else "")) for n, d, lic in skills]
+        return forms.ChoiceField(choices=choices, **common)
     if kind == "string" and "enum" in prop:
         return forms.ChoiceField(choices=[(v, str(v).replace("-", " ").capitalize()) for v in prop["enum"]], **common)
     if kind == "string":

@@ -54,7 +54,7 @@ def skill_input(schema: dict[str, Any]) -> str | None:
 
 
 def with_skill_choices(schema: dict[str, Any]) -> dict[str, Any]:
-    """The schema with the skill input limited to the skills that exist now."""
+    """The schema with the skill input limited to the skills that exist now (templates are not skills to run)."""
     name = skill_input(schema)
     if name is None:
         return schema
@@ -64,7 +64,7 @@ def with_skill_choices(schema: dict[str, Any]) -> dict[str, Any]:
         **schema["properties"],
         name: {
             **schema["properties"][name],
-            "enum": list(Skill.objects.order_by("name").values_list("name", flat=True)),
+            "enum": list(Skill.objects.filter(is_template=False).order_by("name").values_list("name", flat=True)),
         },
     }
     return {**schema, "properties": properties}

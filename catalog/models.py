@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from functools import cached_property
+
 from django.db import models
+
+from .skills import PART_PREFIX, body_parts
 
 DEFAULT_PERSONAS = [
     ("student", "Student", "Learns a topic from expert skills without prompt engineering."),
@@ -39,6 +43,11 @@ class Skill(models.Model):
     name = models.SlugField(max_length=120, unique=True)
     description = models.TextField()
     source = models.CharField(max_length=500, help_text="Where it was loaded from.")
+    library = models.CharField(max_length=200, blank=True, help_text="The library (folder or zip) it came from.")
+    license = models.CharField(max_length=200, blank=True, help_text="As the skill declares it, or its bundled file.")
+    is_template = models.BooleanField(
+        default=False, help_text="A template or example skill: kept, but not offered to students."
+    )
     latest = models.ForeignKey("SkillVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -55,8 +64,12 @@ class SkillVersion(models.Model):
     content_hash = models.CharField(max_length=64)
     metadata = models.JSONField(default=dict)
     body = models.TextField()
-    # {relative path: text} of the skill's Markdown references, read by the reference tools.
+    # {relative path: text} of every readable text file of the skill but SKILL.md, read by the tools.
     references = models.JSONField(default=dict)
+    # [{path, size, type, note?}] of files listed but never read (binary, too large, not UTF-8).
+    assets = models.JSONField(default=list)
+    # What the import found odd (the specification's rules, skipped files, broken links), shown on the page.
+    warnings = models.JSONField(default=list)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -64,6 +77,28 @@ class SkillVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.skill.name}@{self.content_hash[:8]}"
+
+    @cached_property
+    def parts(self) -> list[str]:
+        """The body in parts: part 1 goes into the prompt, the others are read as SKILL.md#part-N."""
+        return body_parts(self.body)
+
+    @property
+    def prompt_body(self) -> str:
+        """The body as the prompt gets it: part 1, and where the rest is if there is more (never cut silently)."""
+        if len(self.parts) == 1:
+            return self.body
+        rest = sum(len(p) for p in self.parts[1:])
+        return (
+            f"{self.parts[0]}\n\n[SKILL.md continues: {rest} more characters in parts 2-{len(self.parts)}. "
+            f"Read them with read_reference, path '{PART_PREFIX}2' and so on.]"
+        )
+
+    @property
+    def resources(self) -> dict[str, str]:
+        """Every readable text of the skill: its files, and the parts of a long SKILL.md body."""
+        extra = {f"{PART_PREFIX}{n}": text for n, text in enumerate(self.parts[1:], 2)}
+        return {**self.references, **extra}
 
 
 class Workflow(models.Model):

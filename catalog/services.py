@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
-from django.db import transaction
+from django.conf import settings
+from django.db import DatabaseError, transaction
 from django.db.models import Max
 
 from .models import Persona, Skill, SkillVersion, Workflow, WorkflowVersion
+from .skill_archive import extract, library_folder
 from .skills import ParsedSkill, SkillError, find_skill_folders, parse_skill
 from .specs import LoadedSpec, SpecError, load_specs
 
@@ -27,7 +30,7 @@ class SyncReport:
         )
 
 
-def save_skill(parsed: ParsedSkill) -> tuple[SkillVersion, bool]:
+def save_skill(parsed: ParsedSkill, *, library: str = "") -> tuple[SkillVersion, bool]:
     """Create or update a skill; a changed content adds a version, the old ones stay. Returns (version, changed)."""
     skill, _ = Skill.objects.get_or_create(
         name=parsed.name, defaults={"description": parsed.description, "source": str(parsed.path)}
@@ -35,12 +38,25 @@ def save_skill(parsed: ParsedSkill) -> tuple[SkillVersion, bool]:
     version, created = SkillVersion.objects.get_or_create(
         skill=skill,
         content_hash=parsed.content_hash,
-        defaults={"metadata": parsed.metadata, "body": parsed.body, "references": parsed.references},
+        defaults={
+            "metadata": parsed.metadata,
+            "body": parsed.body,
+            "references": parsed.references,
+            "assets": parsed.assets,
+            "warnings": parsed.warnings,
+        },
     )
-    if created or skill.latest_id != version.pk:
-        skill.description = parsed.description
-        skill.source = str(parsed.path)
-        skill.latest = version
+    fields = {
+        "description": parsed.description,
+        "source": str(parsed.path),
+        "library": (library or skill.library)[:200],
+        "license": parsed.license,
+        "is_template": parsed.is_template,
+        "latest_id": version.pk,
+    }
+    if created or any(getattr(skill, k) != v for k, v in fields.items()):
+        for key, value in fields.items():
+            setattr(skill, key, value)
         skill.save()
     return version, created
 
@@ -74,9 +90,11 @@ def sync_workflows(*, workflows_dir: Path, skills_dir: Path | None = None) -> Sy
     """Load the project's skills and every spec; all or nothing."""
     specs = load_specs(workflows_dir)
     parsed: list[ParsedSkill] = []
+    library = ""
     if skills_dir and skills_dir.is_dir():
         try:
             parsed = [parse_skill(folder) for folder in find_skill_folders(skills_dir)]
+            library = skills_dir.name
         except SkillError as exc:
             raise SpecError(str(exc)) from exc
     report = SyncReport()
@@ -87,7 +105,7 @@ def sync_workflows(*, workflows_dir: Path, skills_dir: Path | None = None) -> Sy
             unknown = sorted(set(loaded.spec["personas"]) - known_personas)
             if unknown:
                 raise SpecError(f"{loaded.path}: personas: no persona {', '.join(unknown)} (add it in the admin first)")
-        skills = {p.name: save_skill(p)[0] for p in parsed}
+        skills = {p.name: save_skill(p, library=library)[0] for p in parsed}
         for skill in Skill.objects.select_related("latest").exclude(name__in=skills):
             if skill.latest:
                 skills[skill.name] = skill.latest
@@ -107,7 +125,8 @@ class ImportReport:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "path: reason"
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # "path: warning"
+    lines: list[str] = field(default_factory=list)  # one per skill, in folder order
 
     def summary(self) -> str:
         return (
@@ -116,28 +135,51 @@ class ImportReport:
         )
 
 
-def import_skills(root: Path) -> ImportReport:
+def _import_one(folder: Path, library: str, seen: dict[str, Path], report: ImportReport) -> None:
+    try:
+        parsed = parse_skill(folder)
+    except SkillError as exc:
+        report.skipped.append(str(exc))
+        report.lines.append(f"skipped    {folder.name}: {str(exc).removeprefix(str(folder / 'SKILL.md') + ': ')}")
+        return
+    if parsed.name in seen:
+        reason = f"the name '{parsed.name}' is used by {seen[parsed.name]}"
+        report.skipped.append(f"{folder / 'SKILL.md'}: {reason}")
+        report.lines.append(f"skipped    {folder.name}: {reason}")
+        return
+    seen[parsed.name] = folder
+    existed = Skill.objects.filter(name=parsed.name).exists()
+    try:
+        with transaction.atomic():  # one skill at a time: a database refusal skips this skill only
+            _, changed = save_skill(parsed, library=library)
+    except (DatabaseError, UnicodeError) as exc:
+        reason = f"the database refused it ({str(exc).splitlines()[0][:200]})"
+        report.skipped.append(f"{folder / 'SKILL.md'}: {reason}")
+        report.lines.append(f"skipped    {parsed.name}: {reason}")
+        return
+    report.warnings += [f"{folder / 'SKILL.md'}: {w}" for w in parsed.warnings]
+    outcome = "updated" if existed and changed else "unchanged" if existed else "imported"
+    getattr(report, outcome).append(parsed.name)
+    note = f" ({len(parsed.warnings)} warning{'s' if len(parsed.warnings) != 1 else ''})" if parsed.warnings else ""
+    report.lines.append(f"{outcome:<10} {parsed.name}{note}")
+
+
+def import_skills(root: Path, *, library: str = "") -> ImportReport:
     """Import every skill under root. Re-importing updates changed skills and keeps their earlier versions.
-    Each skill is saved on its own, so one unusable SKILL.md skips that skill only."""
+    Each skill is saved on its own, so one unusable SKILL.md (or one the database refuses) skips that skill
+    only."""
     report = ImportReport()
     folders = find_skill_folders(root)
     report.found = len(folders)
     seen: dict[str, Path] = {}
     for folder in folders:
-        try:
-            parsed = parse_skill(folder)
-        except SkillError as exc:
-            report.skipped.append(str(exc))
-            continue
-        if parsed.name in seen:
-            report.skipped.append(f"{folder / 'SKILL.md'}: the name '{parsed.name}' is used by {seen[parsed.name]}")
-            continue
-        seen[parsed.name] = folder
-        report.warnings += [f"{folder / 'SKILL.md'}: {w}" for w in parsed.warnings]
-        existed = Skill.objects.filter(name=parsed.name).exists()
-        with transaction.atomic():
-            _, changed = save_skill(parsed)
-        (report.updated if existed and changed else report.unchanged if existed else report.imported).append(
-            parsed.name
-        )
+        _import_one(folder, library or root.resolve().name, seen, report)
     return report
+
+
+def import_archive(*, upload: IO[bytes], filename: str) -> ImportReport:
+    """Unpack an uploaded zip of a skill library under DATA_DIR (kept: it is the skills' source for re-imports)
+    and import it. Raises skill_archive.ArchiveError when the zip is refused."""
+    dest, library = library_folder(Path(settings.DATA_DIR) / "skill-libraries", filename)
+    extract(upload, dest)
+    return import_skills(dest, library=library)

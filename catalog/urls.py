@@ -6,5 +6,6 @@ app_name = "catalog"
 urlpatterns = [
     path("", views.index, name="index"),
     path("workflows/<slug:slug>/", views.detail, name="detail"),
+    path("skills/", views.skill_index, name="skills"),
     path("skills/<slug:name>/", views.skill_detail, name="skill"),
 ]

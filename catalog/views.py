@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 
 from runs import estimates, progression
 from runs.access import recent_runs_for_user
@@ -9,10 +9,18 @@ from runs.models import Mode
 from runs.services import QueueFull, RunRefused, start_run
 from settings_app.htmx import HtmxHttpRequest
 
-from .access import enabled_workflows, get_workflow_for_user
+from .access import (
+    enabled_workflows,
+    find_skills,
+    get_skill_for_user,
+    get_workflow_for_user,
+    offered_skills,
+    workflows_for_skill,
+)
 from .forms import InputsForm
-from .inputs import skill_input
-from .models import Persona, Skill
+from .models import Persona
+from .skill_rules import allowed_tools
+from .skill_tree import resource_tree
 
 
 def index(request: HtmxHttpRequest) -> HttpResponse:
@@ -57,15 +65,48 @@ def detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     return render(request, "catalog/detail.html", context, status=status)
 
 
+def skill_index(request: HtmxHttpRequest) -> HttpResponse:
+    """All skills a user may pick, with search and filters by library, licence and persona."""
+    personas = list(Persona.objects.values_list("slug", "name"))
+    offered = offered_skills(request.user)
+    libraries = sorted(set(offered.exclude(library="").values_list("library", flat=True)))
+    licenses = sorted(set(offered.exclude(license="").values_list("license", flat=True)))
+    chosen = {
+        "q": request.GET.get("q", "").strip()[:100],
+        "library": _one_of(request.GET.get("library", ""), libraries),
+        "license": _one_of(request.GET.get("license", ""), licenses),
+        "persona": _one_of(request.GET.get("persona", ""), [slug for slug, _ in personas]),
+    }
+    skills = find_skills(
+        request.user,
+        query=chosen["q"],
+        library=chosen["library"],
+        license=chosen["license"],
+        persona=chosen["persona"],
+    )
+    context = {"skills": skills, "personas": personas, "libraries": libraries, "licenses": licenses, **chosen}
+    template = "catalog/_skill_list.html" if request.htmx else "catalog/skills.html"
+    return render(request, template, context)
+
+
+def _one_of(value: str, allowed: list[str]) -> str:
+    return value if value in allowed else ""
+
+
 def skill_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
-    skill = get_object_or_404(Skill.objects.select_related("latest"), name=name)
-    using, templates = [], []
-    for workflow in enabled_workflows():
-        assert workflow.latest_version is not None
-        if skill_input(workflow.latest_version.input_schema):
-            templates.append(workflow)
-        elif any(sv.skill_id == skill.pk for sv in workflow.latest_version.skills.all()):
-            using.append(workflow)
-    references = sorted((skill.latest.references if skill.latest else {}).keys())
-    context = {"skill": skill, "using": using, "templates": templates, "references": references}
+    skill = get_skill_for_user(request.user, name)
+    using, templates = workflows_for_skill(skill, enabled_workflows())
+    version = skill.latest
+    metadata = version.metadata if version else {}
+    context = {
+        "skill": skill,
+        "version": version,
+        "using": using,
+        "templates": templates,
+        "tree": resource_tree(version) if version else [],
+        "compatibility": metadata.get("compatibility", ""),
+        "allowed_tools": allowed_tools(metadata),
+        "extra": {k: v for k, v in metadata.items() if k not in ("license", "compatibility", "allowed-tools")},
+        "parts": len(version.parts) if version else 0,
+    }
     return render(request, "catalog/skill.html", context)

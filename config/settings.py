@@ -39,6 +39,8 @@ DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "data"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 WORKFLOWS_DIR = Path(env.str("WORKFLOWS_DIR", default=str(BASE_DIR / "workflows")))
 SKILLS_DIR = Path(env.str("SKILLS_DIR", default=str(BASE_DIR / "skills")))
+# Server folders operators may import skill libraries from in the admin (uploaded zips go to DATA_DIR).
+SKILL_IMPORT_DIRS = [Path(p) for p in env.list("SKILL_IMPORT_DIRS", default=[])]
 
 INSTALLED_APPS = [
     "django.contrib.admin",

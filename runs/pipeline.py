@@ -177,6 +177,7 @@ class Executor:
                 raise RunStopped(Status.FAILED, f"The skill '{self.run.inputs.get(chosen)}' is not in the catalog.")
             skills[skill.name] = skill.latest
         self.trace.validation["skills"] = {name: sv.content_hash[:12] for name, sv in skills.items()}
+        self.trace.validation["disclosure"] = tools.disclosure(skills)  # how much of each SKILL.md the prompt got
         return skills
 
     def _check_progression(self, checks: list[dict[str, Any]]) -> None:

@@ -1,7 +1,9 @@
-"""Read-only tools over a workflow's own skills: list, search and read references (size-limited).
+"""Read-only tools over a workflow's own skills: list, search and read their resources (size-limited).
 
-They are the only tools a model can call, they read nothing but the skills the workflow names, and they
-never touch the file system: skill text lives in SkillVersion rows.
+A skill's resources are every text file of its folder (read at import, stored in SkillVersion rows) and the
+parts of a long SKILL.md body (`SKILL.md#part-2`, …); binary files are listed but not readable. They are the
+only tools a model can call, they read nothing but the skills the workflow names, and they never touch the
+file system, so a path like `../../etc/passwd` can only miss.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import re
 from typing import Any
 
 from catalog.models import SkillVersion
+from catalog.skills import PART_CHARS, PART_PREFIX, normalize_path
 
-MAX_READ_CHARS = 6000
+MAX_READ_CHARS = PART_CHARS  # one read returns one part of a long SKILL.md whole
 MAX_SEARCH_HITS = 8
 
 
@@ -24,21 +27,23 @@ def definitions(names: list[str], skills: dict[str, SkillVersion]) -> list[dict[
     skill_param = {"type": "string", "enum": sorted(skills), "description": "The skill whose references to use."}
     specs = {
         "list_references": (
-            "List the reference documents of a skill, with their sections.",
+            "List the files of a skill (references, examples, scripts as text, further parts of a long "
+            "SKILL.md), with their sections; binary files are listed but cannot be read.",
             {"skill": skill_param},
             ["skill"],
         ),
         "read_reference": (
-            "Read one reference document of a skill, or one section of it.",
+            "Read one file of a skill (a path as listed, or as SKILL.md links it), or one section of it.",
             {
                 "skill": skill_param,
-                "path": {"type": "string", "description": "The reference path, as listed."},
+                "path": {"type": "string", "description": "The path, as listed or as linked from SKILL.md."},
                 "section": {"type": "string", "description": "Optional heading to read only that section."},
+                "offset": {"type": "integer", "description": "Optional character to start from, for long files."},
             },
             ["skill", "path"],
         ),
         "search_references": (
-            "Search a skill's references for a word or phrase; returns matching lines.",
+            "Search all text files of a skill for a word or phrase; returns matching lines.",
             {"skill": skill_param, "query": {"type": "string", "description": "Words to look for."}},
             ["skill", "query"],
         ),
@@ -86,23 +91,16 @@ def run(name: str, raw_arguments: str, skills: dict[str, SkillVersion]) -> tuple
     skill = skills.get(skill_name)
     if skill is None:
         raise ToolError(f"Unknown skill '{skill_name}'. Available: {', '.join(sorted(skills))}.")
-    refs: dict[str, str] = skill.references
+    refs = skill.resources
     if name == "list_references":
-        listing = [
-            {"path": path, "sections": _headings(text), "chars": len(text)} for path, text in sorted(refs.items())
+        listing: list[dict[str, Any]] = [
+            {"path": path, "sections": _headings(text), "chars": len(text)}
+            for path, text in sorted(refs.items(), key=_listing_order)
         ]
+        listing += [{"path": a["path"], "bytes": a["size"], "type": a["type"], "readable": False} for a in skill.assets]
         return json.dumps({"skill": skill_name, "references": listing}), {"skill": skill_name, "listed": len(listing)}
     if name == "read_reference":
-        path = str(args.get("path", ""))
-        if path not in refs:
-            raise ToolError(f"No reference '{path}' in {skill_name}. Call list_references first.")
-        text = refs[path]
-        section = args.get("section")
-        if section:
-            text = _section(text, str(section)) or f"(no section '{section}'; sections: {', '.join(_headings(text))})"
-        truncated = len(text) > MAX_READ_CHARS
-        body = text[:MAX_READ_CHARS] + ("\n…(truncated)" if truncated else "")
-        return body, {"skill": skill_name, "path": path, "section": section, "chars": len(body)}
+        return _read(skill_name, skill, refs, args)
     if name == "search_references":
         query = str(args.get("query", "")).strip().lower()[:200]
         if not query:
@@ -119,3 +117,51 @@ def run(name: str, raw_arguments: str, skills: dict[str, SkillVersion]) -> tuple
             "hits": len(hits),
         }
     raise ToolError(f"Unknown tool '{name}'.")
+
+
+def _listing_order(item: tuple[str, str]) -> tuple[int, int, str]:
+    """Files by path, then the parts of a long SKILL.md in their order (part-2 before part-10)."""
+    path = item[0]
+    if path.startswith(PART_PREFIX):
+        return 1, int(path.removeprefix(PART_PREFIX)), ""
+    return 0, 0, path
+
+
+def _read(skill_name: str, skill: SkillVersion, refs: dict[str, str], args: dict[str, Any]) -> tuple[str, dict]:
+    asked = str(args.get("path", ""))[:300]
+    path = normalize_path(asked)
+    if path is None:
+        raise ToolError(f"'{asked}' is not a path inside {skill_name}. Call list_references first.")
+    if path not in refs:
+        asset = next((a for a in skill.assets if a["path"] == path), None)
+        if asset:
+            raise ToolError(f"'{path}' is a {asset['type']} file of {asset['size']} bytes: listed, not readable.")
+        raise ToolError(f"No file '{path}' in {skill_name}. Call list_references first.")
+    text = refs[path]
+    section = args.get("section")
+    if section:
+        text = _section(text, str(section)) or f"(no section '{section}'; sections: {', '.join(_headings(text))})"
+    try:
+        offset = max(0, int(args.get("offset") or 0))
+    except (TypeError, ValueError):
+        raise ToolError("offset must be a whole number of characters.") from None
+    body = text[offset : offset + MAX_READ_CHARS]
+    end = offset + len(body)
+    if end < len(text):  # say where the rest is: nothing is cut without a way to read it
+        body += f"\n…(continues: {len(text) - end} more characters; read again with offset={end})"
+    summary = {"skill": skill_name, "path": path, "section": section, "chars": len(body)}
+    if offset:
+        summary["offset"] = offset
+    return body, summary
+
+
+def disclosure(skills: dict[str, SkillVersion]) -> dict[str, dict[str, Any]]:
+    """For trace.json: how much of each SKILL.md body the prompt got, and where the rest can be read."""
+    return {
+        name: {
+            "body_chars": len(sv.body),
+            "prompt_chars": len(sv.parts[0]),
+            "readable_parts": [f"SKILL.md#part-{n}" for n in range(2, len(sv.parts) + 1)],
+        }
+        for name, sv in skills.items()
+    }

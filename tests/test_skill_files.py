@@ -46,11 +46,10 @@ def test_it_refuses_an_unusable_skill_naming_the_file(tmp_path, text, reason):
     assert str(folder / "SKILL.md") in str(err.value)
 
 
-def test_it_never_reads_scripts(tmp_path):
+def test_it_reads_scripts_as_text_and_never_runs_them(tmp_path):
     folder = make_skill(tmp_path, "---\nname: my-skill\ndescription: d\n---\nbody")
     (folder / "scripts").mkdir()
-    (folder / "scripts" / "run.md").write_text("# not a reference")
+    (folder / "scripts" / "run.py").write_text("raise SystemExit('ran')")
     (folder / "references").mkdir()
     (folder / "references" / "a.md").write_text("# A")
-    (folder / "references" / "tool.py").write_text("print('x')")
-    assert list(parse_skill(folder).references) == ["references/a.md"]
+    assert parse_skill(folder).references == {"references/a.md": "# A", "scripts/run.py": "raise SystemExit('ran')"}

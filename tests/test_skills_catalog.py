@@ -67,17 +67,17 @@ def test_the_import_command_prints_a_summary(tmp_path):
     write_skill(tmp_path, "gamma")
     out = StringIO()
     call_command("import_skills", str(tmp_path), stdout=out)
-    assert "1 skills found: 1 imported, 0 updated, 0 unchanged, 0 skipped." in out.getvalue()
+    assert out.getvalue() == "imported   gamma\n1 skills found: 1 imported, 0 updated, 0 unchanged, 0 skipped.\n"
 
 
 @pytest.mark.skipif(not SHARED_SKILLS.is_dir(), reason="the shared skill library is not beside the project")
 def test_the_public_ai_research_skills_library_imports_whole():
     out = StringIO()
     call_command("import_skills", str(SHARED_SKILLS), stdout=out)
-    assert out.getvalue().startswith("98 skills found: 98 imported, 0 updated, 0 unchanged, 0 skipped.")
+    assert out.getvalue().endswith("98 skills found: 98 imported, 0 updated, 0 unchanged, 0 skipped.\n")
     assert Skill.objects.count() == 98
     call_command("import_skills", str(SHARED_SKILLS), stdout=(again := StringIO()))
-    assert again.getvalue().startswith("98 skills found: 0 imported, 0 updated, 98 unchanged, 0 skipped.")
+    assert again.getvalue().endswith("98 skills found: 0 imported, 0 updated, 98 unchanged, 0 skipped.\n")
 
 
 def test_a_template_workflow_runs_over_an_imported_skill_and_reads_its_references(catalog, tmp_path):
@@ -114,7 +114,7 @@ def test_a_skill_page_lists_its_workflows_and_presets_the_template_form(alice_cl
     page = alice_client.get(reverse("catalog:skill", args=["learn-agentic-ai"])).content.decode()
     assert 'href="/workflows/learn-agentic-ai/"' in page
     assert 'href="/workflows/skill-quiz/?skill=learn-agentic-ai"' in page
-    assert "references/agent-loop.md" in page
+    assert '<span class="folder">references/</span>' in page and "<code>agent-loop.md</code>" in page
     form = alice_client.get("/workflows/skill-quiz/?skill=learn-agentic-ai").content.decode()
     assert '<option value="learn-agentic-ai" selected>' in form
 

@@ -27,7 +27,7 @@ class RunAdmin(admin.ModelAdmin):
 
 @admin.register(UserBudget)
 class UserBudgetAdmin(admin.ModelAdmin):
-    list_display = ("user", "daily_usd")
+    list_display = ("user", "daily_usd", "max_active_runs")
     raw_id_fields = ("user",)
     list_select_related = ("user",)
 

@@ -120,8 +120,8 @@ class RunHost:
             live = control.take_live()
             if live is not None:
                 changed.append(Run(pk=run_id, live_output=live[0], live_tokens=live[1]))
-        if changed:
-            Run.objects.bulk_update(changed, ["live_output", "live_tokens"])
+        if changed:  # only rows still running: a run that just ended keeps its cleared live text
+            Run.objects.filter(status=Status.RUNNING).bulk_update(changed, ["live_output", "live_tokens"])
 
     def _start(self, run_id: str) -> None:
         control = RunControl(run_id)

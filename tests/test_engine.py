@@ -323,3 +323,24 @@ def test_the_connection_check_at_validate_is_counted_in_the_run(catalog, alice, 
     validation = json.loads(Artifact.objects.get(run=run, name="validation.json").file.read())
     assert validation["connection_check"]["prompt_tokens"] == 100
     assert Decimal(validation["connection_check"]["cost_usd"]) > 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("hosted", [3, 30])
+def test_a_host_watches_all_its_runs_with_a_fixed_number_of_queries(catalog, alice, hosted, django_assert_num_queries):
+    from runs.control import RunControl
+    from runs.host import RunHost
+
+    runs = RunFactory.create_batch(hosted, user=alice, workflow_version=catalog.latest_version, status=Status.RUNNING)
+    Run.objects.filter(pk=runs[-1].pk).update(cancel_requested=True)
+    host = RunHost(capacity=50)  # not started: the test drives one tick's work by hand
+    host.hosted = {str(r.pk): RunControl(r.pk) for r in runs}
+    for control in host.hosted.values():
+        control.on_text("streamed ")
+    # One query for every cancel flag, one statement for every run's streamed text: not one per run.
+    with django_assert_num_queries(2):
+        host._watch(dict(host.hosted))
+        host._flush(dict(host.hosted))
+    assert host.hosted[str(runs[-1].pk)].why == "cancel"
+    assert not any(c.stop.is_set() for c in list(host.hosted.values())[:-1])
+    assert set(Run.objects.filter(pk__in=[r.pk for r in runs]).values_list("live_output", flat=True)) == {"streamed "}

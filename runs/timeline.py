@@ -96,8 +96,15 @@ def build(run: Run, trace: dict[str, Any]) -> list[StepView]:
     if run.mode == Mode.VALIDATE:
         return views
     skills = _skills(run) if outputs or run.current_step or traced else {}
+    stopped = run.is_finished and run.status != Status.SUCCEEDED and validation.state == StepState.DONE
     for step in run.workflow_version.spec["steps"]:
-        view = StepView(id=step["id"], title=step["title"], state=_state(run, step, traced, outputs, validation))
+        state = _state(run, step, traced, outputs, validation)
+        if stopped and state == StepState.SKIPPED:  # the first step not done is where the run stopped
+            state = StepState.CANCELLED if run.status == Status.CANCELLED else StepState.FAILED
+            stopped = False
+        elif state in (StepState.FAILED, StepState.CANCELLED):
+            stopped = False
+        view = StepView(id=step["id"], title=step["title"], state=state)
         entry = traced.get(step["id"])
         if entry:
             _add_trace(view, entry)

@@ -146,3 +146,12 @@ def test_the_last_status_update_tells_htmx_to_stop_polling(alice_client, make_ru
     assert alice_client.get(url, HTTP_HX_REQUEST="true").status_code == 200
     Run.objects.filter(pk=run.pk).update(status=Status.SUCCEEDED, finished_at=timezone.now())
     assert alice_client.get(url, HTTP_HX_REQUEST="true").status_code == 286
+
+
+def test_a_passed_test_run_outside_the_window_no_longer_offers_the_full_run(alice_client, make_run, settings):
+    from datetime import timedelta
+
+    run = make_run(status=Status.SUCCEEDED, finished_at=timezone.now() - timedelta(hours=1))
+    assert "Run full with these inputs" in page_of(alice_client, run)
+    settings.FULL_RUN_WINDOW_HOURS = 0.5
+    assert "Run full with these inputs" not in page_of(alice_client, run)

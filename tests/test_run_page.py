@@ -155,3 +155,19 @@ def test_a_passed_test_run_outside_the_window_no_longer_offers_the_full_run(alic
     assert "Run full with these inputs" in page_of(alice_client, run)
     settings.FULL_RUN_WINDOW_HOURS = 0.5
     assert "Run full with these inputs" not in page_of(alice_client, run)
+
+
+def test_a_run_cancelled_between_steps_marks_the_next_step_as_where_it_stopped(alice_client, make_run):
+    run = make_run(
+        status=Status.CANCELLED,
+        reason="Cancelled on request.",
+        model_used="offline/demo",
+        step_outputs={"outline": "done"},
+        steps_done=1,
+        finished_at=timezone.now(),
+    )
+    trace_of(run, {"id": "outline", "status": "done", "calls": []})  # the next step never started
+    page = page_of(alice_client, run)
+    assert 'class="step-item state-done" id="step-outline"' in page
+    assert 'class="step-item state-cancelled" id="step-notes"' in page
+    assert "Cancelled on request." in step_block(page, "notes")

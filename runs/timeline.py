@@ -28,6 +28,7 @@ from .money import format_usd
 from .rendering import markdown_to_html
 
 MAX_OUTPUT_CHARS = 20000
+MAX_TRACE_BYTES = 4 * 1024 * 1024
 
 
 class StepState(TextChoices):
@@ -71,7 +72,7 @@ class StepView:
 def read_trace(run: Run, artifacts: list[Artifact]) -> dict[str, Any]:
     """The run's trace.json as a dict ({} before the run has ended or when it cannot be read)."""
     trace = next((a for a in artifacts if a.name == "trace.json"), None)
-    if trace is None:
+    if trace is None or trace.size > MAX_TRACE_BYTES:  # a huge trace stays a download, not a page
         return {}
     try:
         with trace.file.open("rb") as handle:

@@ -243,7 +243,8 @@ def test_cancel_by_keyboard_survives_live_updates_and_a_failed_step_shows_in_red
         page.set_viewport_size(PHONE)
         page.goto("/workflows/learn-agentic-ai/")
         page.get_by_role("button", name="Test run").click()
-        expect(page.locator("#progress-label")).to_contain_text("now: Outline")
+        # The worker's first provider call (LiteLLM's import) can take long on a busy machine.
+        expect(page.locator("#progress-label")).to_contain_text("now: Outline", timeout=60000)
         expect(page.locator("#step-outline")).to_contain_text("Running")
         check_page(page, "12-run-in-progress", readme="run-in-progress")
         page.set_viewport_size(PHONE)
@@ -264,7 +265,8 @@ def test_cancel_by_keyboard_survives_live_updates_and_a_failed_step_shows_in_red
                 break
             page.wait_for_timeout(200)
         assert page.evaluate("window.updates") >= 3, "fewer than three live updates arrived"
-        assert page.evaluate("document.activeElement.id") == "action-cancel", "an update took the focus away"
+        focused = page.evaluate("document.activeElement.textContent.trim()")
+        assert focused == "Cancel run", f"an update took the focus away (now on {focused[:80]!r})"
         assert page.evaluate("window.scrollY") == scrolled, "an update moved the page"
         assert page.locator("#run-announcer").count() == 1
         page.keyboard.press("Enter")

@@ -11,10 +11,26 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html
 
-from .models import Persona, Skill, SkillVersion, Workflow, WorkflowVersion
+from .models import Persona, Skill, SkillVersion, Workflow, WorkflowFileProblem, WorkflowVersion
 from .services import ImportReport, import_archive, import_skills, save_skill
 from .skill_archive import MAX_UPLOAD_BYTES, ArchiveError
 from .skills import SkillError, parse_skill
+
+
+class LabelledRowsMixin:
+    """Each list-editable input gets a label naming its row ("Enabled: Learn Agentic AI"), which the
+    admin's changelist leaves out (screen readers would hear only "checkbox")."""
+
+    def get_changelist_form(self, request, **kwargs):
+        base = super().get_changelist_form(request, **kwargs)  # type: ignore[misc]
+
+        class Labelled(base):  # type: ignore[misc, valid-type]
+            def __init__(self, *args, **kw):
+                super().__init__(*args, **kw)
+                for name, field in self.fields.items():
+                    field.widget.attrs["aria-label"] = f"{field.label or name}: {self.instance}"
+
+        return Labelled
 
 
 class WorkflowVersionInline(admin.TabularInline):
@@ -27,7 +43,7 @@ class WorkflowVersionInline(admin.TabularInline):
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(admin.ModelAdmin):
+class WorkflowAdmin(LabelledRowsMixin, admin.ModelAdmin):
     list_display = ("title", "slug", "enabled", "version_link", "updated_at")
     list_filter = ("enabled",)
     list_editable = ("enabled",)
@@ -163,7 +179,21 @@ class SkillVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Persona)
-class PersonaAdmin(admin.ModelAdmin):
+class PersonaAdmin(LabelledRowsMixin, admin.ModelAdmin):
     list_display = ("name", "slug", "description", "position")
     list_editable = ("position",)
     prepopulated_fields = {"slug": ("name",)}
+
+
+@admin.register(WorkflowFileProblem)
+class WorkflowFileProblemAdmin(admin.ModelAdmin):
+    """Workflow files the last sync set aside, with the reason; fix the file and run sync_workflows again."""
+
+    list_display = ("path", "error", "seen_at")
+    readonly_fields = ("path", "error", "seen_at")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -162,3 +162,18 @@ class WorkflowVersion(models.Model):
 
     def caps(self, mode: str) -> dict:
         return self.spec["caps"][mode]
+
+
+class WorkflowFileProblem(models.Model):
+    """A workflow file the last sync could not load, with why: listed for operators, the others still load."""
+
+    path = models.CharField(max_length=500, unique=True)
+    error = models.TextField()
+    seen_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["path"]
+        verbose_name = "workflow file problem"
+
+    def __str__(self) -> str:
+        return self.path

@@ -10,10 +10,10 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db.models import Max
 
-from .models import Persona, Skill, SkillVersion, Workflow, WorkflowVersion
+from .models import Persona, Skill, SkillVersion, Workflow, WorkflowFileProblem, WorkflowVersion
 from .skill_archive import extract, library_folder
 from .skills import ParsedSkill, SkillError, find_skill_folders, parse_skill
-from .specs import LoadedSpec, SpecError, load_specs
+from .specs import LoadedSpec, SpecError, load_spec
 
 
 @dataclass
@@ -22,12 +22,14 @@ class SyncReport:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     skills: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # "path: field: what is wrong", one per file set aside
 
     def summary(self) -> str:
-        return (
+        text = (
             f"{len(self.created)} new, {len(self.updated)} with a new version, {len(self.unchanged)} unchanged "
             f"workflows; {len(self.skills)} skills"
         )
+        return text + (f"; {len(self.problems)} file(s) set aside" if self.problems else "")
 
 
 def save_skill(parsed: ParsedSkill, *, library: str = "") -> tuple[SkillVersion, bool]:
@@ -86,35 +88,55 @@ def _save_spec(loaded: LoadedSpec, skills: dict[str, SkillVersion], report: Sync
     workflow.save()
 
 
-def sync_workflows(*, workflows_dir: Path, skills_dir: Path | None = None) -> SyncReport:
-    """Load the project's skills and every spec; all or nothing."""
-    specs = load_specs(workflows_dir)
-    parsed: list[ParsedSkill] = []
-    library = ""
-    if skills_dir and skills_dir.is_dir():
+def _load_each(directory: Path) -> tuple[list[LoadedSpec], dict[str, str]]:
+    """Every spec that loads, and for each file that does not, why (one broken file sets aside that file only)."""
+    loaded, problems = [], {}
+    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
         try:
-            parsed = [parse_skill(folder) for folder in find_skill_folders(skills_dir)]
-            library = skills_dir.name
+            loaded.append(load_spec(path))
+        except SpecError as exc:
+            problems[str(path)] = str(exc)
+    return loaded, problems
+
+
+def sync_workflows(*, workflows_dir: Path, skills_dir: Path | None = None) -> SyncReport:
+    """Load the project's skills and every spec that is usable. A file with a problem is skipped, and the
+    problems are kept in WorkflowFileProblem (replacing the last sync's) for operators to see in the admin."""
+    specs, problems = _load_each(workflows_dir)
+    parsed: list[ParsedSkill] = []
+    library = skills_dir.name if skills_dir else ""
+    for folder in find_skill_folders(skills_dir) if skills_dir and skills_dir.is_dir() else []:
+        try:
+            parsed.append(parse_skill(folder))
         except SkillError as exc:
-            raise SpecError(str(exc)) from exc
+            problems[str(folder / "SKILL.md")] = str(exc)
     report = SyncReport()
     Persona.ensure_defaults()  # the five built-in personas exist whatever the specs say
     with transaction.atomic():
         known_personas = set(Persona.objects.values_list("slug", flat=True))
-        for loaded in specs:
-            unknown = sorted(set(loaded.spec["personas"]) - known_personas)
-            if unknown:
-                raise SpecError(f"{loaded.path}: personas: no persona {', '.join(unknown)} (add it in the admin first)")
         skills = {p.name: save_skill(p, library=library)[0] for p in parsed}
         for skill in Skill.objects.select_related("latest").exclude(name__in=skills):
             if skill.latest:
                 skills[skill.name] = skill.latest
         for loaded in specs:
+            unknown = sorted(set(loaded.spec["personas"]) - known_personas)
             missing = [name for name in loaded.spec["skills"] if name not in skills]
-            if missing:
-                raise SpecError(f"{loaded.path}: skills: no skill named {', '.join(missing)} (import it first)")
-            _save_spec(loaded, skills, report)
+            if unknown:
+                problems[str(loaded.path)] = (
+                    f"{loaded.path}: personas: no persona {', '.join(unknown)} (add it in the admin first)"
+                )
+            elif missing:
+                problems[str(loaded.path)] = (
+                    f"{loaded.path}: skills: no skill named {', '.join(missing)} (import it first)"
+                )
+            else:
+                _save_spec(loaded, skills, report)
         report.skills = sorted(skills)
+        WorkflowFileProblem.objects.all().delete()
+        WorkflowFileProblem.objects.bulk_create(
+            WorkflowFileProblem(path=path[:500], error=error) for path, error in sorted(problems.items())
+        )
+    report.problems = [problems[path] for path in sorted(problems)]
     return report
 
 

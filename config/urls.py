@@ -2,6 +2,10 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+admin.site.site_header = "Agentic Workflow Platform · operators"
+admin.site.site_title = "Agentic Workflow Platform admin"
+admin.site.index_title = "Workflows, runs, providers and people"
+
 urlpatterns = [
     path("", include("catalog.urls")),
     path("runs/", include("runs.urls")),

@@ -1,11 +1,17 @@
-"""Which buttons a run page offers, and why a button is disabled: one place for both."""
+"""Which actions a run page offers now, each with the one line that says what it will do: one place for both.
+
+Only the actions that apply are shown (no wall of greyed-out buttons). The one exception is a cancel
+already asked for: it stays, disabled, as "Cancelling…" until the worker has stopped the run.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.urls import reverse
 
+from . import progression
 from .models import Mode, Run, Status
 from .services import RESUMABLE
 
@@ -15,44 +21,49 @@ class Action:
     name: str
     label: str
     url: str
-    enabled: bool
     reason: str = ""
     style: str = ""
+    busy: bool = False  # shown disabled: the action is already under way
 
 
-def for_run(run: Run) -> list[Action]:
+def for_run(run: Run, user: Any) -> list[Action]:
     def url(name: str) -> str:
         return reverse(f"runs:{name}", args=[run.pk])
 
-    finished, caching = run.is_finished, bool(run.workflow_version.spec.get("cache"))
-    resumable = run.status in RESUMABLE and run.mode != Mode.VALIDATE
-    return [
-        Action("cancel", "Cancel run", url("cancel"), not finished, "The run has ended." if finished else "", "danger"),
-        Action(
-            "resume",
-            "Resume",
-            url("resume"),
-            resumable,
-            "" if resumable else "Only a failed, cancelled or stopped run can be resumed.",
-        ),
-        Action("rerun", "Rerun", url("rerun"), finished, "" if finished else "Wait until the run has ended."),
-        Action(
-            "replay",
-            "Replay (no cost)",
-            url("replay"),
-            finished and caching,
-            ""
-            if finished and caching
-            else ("This workflow does not cache responses." if finished else "Wait until the run has ended."),
-        ),
-        Action(
-            "full",
-            "Run full with these inputs",
-            url("full"),
-            run.mode == Mode.TEST and run.status == Status.SUCCEEDED,
-            ""
-            if run.mode == Mode.TEST and run.status == Status.SUCCEEDED
-            else "A full run unlocks when a test run with these inputs has succeeded.",
-            "primary",
-        ),
-    ]
+    if not run.is_finished:
+        if run.cancel_requested:
+            return [
+                Action("cancel", "Cancelling…", url("cancel"), "The run stops after its current call.", "danger", True)
+            ]
+        return [Action("cancel", "Cancel run", url("cancel"), style="danger")]
+
+    found: list[Action] = []
+    if run.mode == Mode.VALIDATE and run.status == Status.SUCCEEDED:
+        found.append(
+            Action(
+                "test", "Test run with these inputs", url("test"), "Runs every step under the test limits.", "primary"
+            )
+        )
+    if run.mode == Mode.TEST and run.status == Status.SUCCEEDED:
+        blocker = progression.full_run_blocker(run.workflow_version, run.inputs_hash)
+        if blocker is None or progression.may_skip(user):
+            found.append(
+                Action(
+                    "full",
+                    "Run full with these inputs",
+                    url("full"),
+                    "This passed test run unlocks a full run with the same inputs.",
+                    "primary",
+                )
+            )
+    done = len(run.step_outputs or {})
+    if run.status in RESUMABLE and run.mode != Mode.VALIDATE and done:
+        steps = f"{done} finished step{'s' if done != 1 else ''}"
+        found.append(Action("resume", "Resume", url("resume"), f"Reuses the {steps} at no cost and runs the rest."))
+    again = "Validate again" if run.mode == Mode.VALIDATE else "Run again"
+    found.append(Action("rerun", again, url("rerun"), "A new run with the same inputs and models."))
+    if run.workflow_version.spec.get("cache") and run.mode != Mode.VALIDATE:
+        found.append(
+            Action("replay", "Replay (no cost)", url("replay"), "Reuses the cached responses where they exist.")
+        )
+    return found

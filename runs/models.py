@@ -133,6 +133,10 @@ class LLMCacheEntry(models.Model):
     response = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        verbose_name = "LLM cache entry"
+        verbose_name_plural = "LLM cache entries"
+
     def __str__(self) -> str:
         return f"{self.model} {self.key[:12]}"
 

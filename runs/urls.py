@@ -8,6 +8,7 @@ urlpatterns = [
     path("<uuid:run_id>/", views.detail, name="detail"),
     path("<uuid:run_id>/status/", views.status, name="status"),
     path("<uuid:run_id>/cancel/", views.cancel, name="cancel"),
+    path("<uuid:run_id>/test/", views.run_test, name="test"),
     path("<uuid:run_id>/full/", views.run_full, name="full"),
     path("<uuid:run_id>/resume/", views.resume, name="resume"),
     path("<uuid:run_id>/rerun/", views.rerun_view, name="rerun"),

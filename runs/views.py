@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import io
-import json
 import re
 import zipfile
 from collections.abc import Callable
@@ -14,11 +13,14 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from catalog.inputs import InputError
+from providers.offline import MODEL as OFFLINE_MODEL
+from settings_app.htmx import HtmxHttpRequest
 
-from . import actions
+from . import actions, timeline
 from .access import get_run_for_user, visible_runs
 from .forms import HistoryFilter
 from .models import Artifact, Mode, Run
+from .money import format_usd
 from .rendering import markdown_to_html
 from .services import QueueFull, RunRefused, request_cancel, rerun, resume_run, start_run
 from .usage import summary as usage_summary
@@ -33,43 +35,37 @@ def _read(artifact: Artifact | None) -> str:
         return handle.read().decode("utf-8", errors="replace")
 
 
-def _body_context(run: Run) -> dict:
-    artifacts = list(run.artifacts.all())
-    by_name = {a.name: a for a in artifacts}
+def _body_context(request: HttpRequest, run: Run) -> dict:
+    artifacts = list(run.artifacts.all()) if run.is_finished else []
     notes = next((a for a in artifacts if a.name.endswith(".md")), None)
-    notes_html = markdown_to_html(_read(notes)) if run.is_finished and notes else ""
-    trace_steps = []
-    if run.is_finished and "trace.json" in by_name:
-        try:
-            trace_steps = json.loads(_read(by_name["trace.json"]) or "{}").get("steps", [])
-        except ValueError:
-            trace_steps = []
-    latest = ""
-    if not run.is_finished and run.step_outputs:
-        order = [step["id"] for step in run.workflow_version.spec["steps"]]
-        done = [sid for sid in order if sid in run.step_outputs]
-        latest = markdown_to_html(run.step_outputs[done[-1]][:20000]) if done else ""
+    offline = run.model_used == OFFLINE_MODEL
     return {
         "run": run,
+        "steps": timeline.build(run, timeline.read_trace(run, artifacts)),
+        "elapsed": timeline.elapsed_seconds(run),
+        "estimated_cost": format_usd(run.estimated_cost_usd, offline=offline) if run.model_used else "—",
+        "actual_cost": format_usd(run.cost_usd, unpriced=run.cost_unpriced, offline=offline)
+        + (" + unpriced calls" if run.cost_unpriced and run.cost_usd else ""),
         "artifacts": artifacts,
         "notes": notes,
-        "notes_html": notes_html,
-        "trace_steps": trace_steps,
-        "latest_output_html": latest,
+        "notes_html": markdown_to_html(_read(notes)) if notes else "",
         "poll_seconds": settings.RUN_POLL_SECONDS,
-        "actions": actions.for_run(run),
+        "actions": actions.for_run(run, request.user),
     }
 
 
 def detail(request: HttpRequest, run_id: str) -> HttpResponse:
     run = get_run_for_user(request.user, run_id)
-    return render(request, "runs/detail.html", _body_context(run))
+    return render(request, "runs/detail.html", _body_context(request, run))
 
 
-def status(request: HttpRequest, run_id: str) -> HttpResponse:
-    """The live part of the run page, polled by HTMX until the run has finished."""
+def status(request: HtmxHttpRequest, run_id: str) -> HttpResponse:
+    """The live part of the run page, polled by HTMX and morphed in place until the run has finished."""
     run = get_run_for_user(request.user, run_id)
-    return render(request, "runs/_run_body.html", _body_context(run))
+    response = render(request, "runs/_run_body.html", _body_context(request, run))
+    if run.is_finished and request.htmx:
+        response.status_code = 286  # htmx: swap this last update, then stop polling
+    return response
 
 
 def history(request: HttpRequest) -> HttpResponse:
@@ -118,12 +114,15 @@ def download(request: HttpRequest, run_id: str, name: str) -> FileResponse:
 
 
 @require_POST
-def cancel(request: HttpRequest, run_id: str) -> HttpResponse:
+def cancel(request: HtmxHttpRequest, run_id: str) -> HttpResponse:
     run = get_run_for_user(request.user, run_id)
-    if request_cancel(run):
-        messages.info(request, "Cancel requested: the run stops after its current call.")
-    else:
-        messages.info(request, "This run has already finished.")
+    asked = request_cancel(run)
+    if request.htmx:  # the button itself says "Cancelling…"; no message waits for the next page
+        return status(request, run_id)
+    messages.info(
+        request,
+        "Cancel requested: the run stops after its current call." if asked else "This run has already finished.",
+    )
     return redirect("runs:detail", run_id=run.pk)
 
 
@@ -137,6 +136,22 @@ def run_full(request: HttpRequest, run_id: str) -> HttpResponse:
             user=request.user,
             inputs=run.inputs,
             mode=Mode.FULL,
+            models=run.requested_models,
+        ),
+    )
+
+
+@require_POST
+def run_test(request: HttpRequest, run_id: str) -> HttpResponse:
+    """From a passed validation: the test run with the same inputs and models."""
+    return _again(
+        request,
+        run_id,
+        lambda run: start_run(
+            workflow_version=run.workflow_version,
+            user=request.user,
+            inputs=run.inputs,
+            mode=Mode.TEST,
             models=run.requested_models,
         ),
     )

@@ -17,6 +17,27 @@ export ENV_FILE LITELLM_LOCAL_MODEL_COST_MAP="${LITELLM_LOCAL_MODEL_COST_MAP:-Tr
 
 manage() { "$PYTHON" manage.py "$@"; }
 
+check_port() {
+  # Before anything slow: a busy port is a clear one-line error and a non-zero exit, not a silent "up".
+  if ! "$PYTHON" - "$HOST" "$PORT" <<'PY'
+import socket
+import sys
+
+host, port = sys.argv[1], int(sys.argv[2])
+try:
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        probe.bind((host, port))
+except OSError as exc:
+    sys.exit(f"Cannot listen on {host}:{port}: {exc.strerror or exc}. Is another server (an earlier "
+             "`make run`?) using it? Stop it, or choose another port: PORT=8001 make run")
+PY
+  then
+    exit 1
+  fi
+}
+
 ensure_env() {
   # Secrets are generated once and kept in ENV_FILE (git-ignored; in Docker on the data volume), so a
   # restart or a redeploy never loses the key that decrypts stored provider keys.
@@ -70,15 +91,22 @@ all() {
   trap 'stopping=1' INT
   trap 'stopping=1; kill -TERM "$q" "$w" 2>/dev/null || true' TERM
   echo "The platform is up at http://$HOST:$PORT (Ctrl-C stops the web server and the worker)."
-  wait -n "$q" "$w" || true
-  if [ "$stopping" = 0 ]; then kill -TERM "$q" "$w" 2>/dev/null || true; fi
+  local code=0
+  wait -n "$q" "$w" || code=$?
+  if [ "$stopping" = 0 ]; then
+    # Neither was asked to stop: one of them failed (or quit), so the platform is not up any more.
+    echo "The web server or the worker stopped by itself (exit $code); stopping the other." >&2
+    kill -TERM "$q" "$w" 2>/dev/null || true
+    wait "$q" "$w" 2>/dev/null || true
+    exit $(( code == 0 ? 1 : code ))
+  fi
   wait "$q" "$w" 2>/dev/null || true
 }
 
 case "${1:-all}" in
   prepare) prepare ;;
-  web) prepare; web ;;
+  web) check_port; prepare; web ;;
   worker) worker ;;
-  all) all ;;
+  all) check_port; all ;;
   *) echo "usage: $0 [prepare|web|worker|all]" >&2; exit 2 ;;
 esac

@@ -121,3 +121,18 @@ def test_an_admin_password_from_the_environment_is_used_and_not_printed(tmp_path
     assert done.returncode == 0, done.stderr
     assert "a-long-password-from-env-1234" not in done.stdout + done.stderr
     assert "password from DJANGO_ADMIN_PASSWORD" in done.stdout
+
+
+def test_make_run_on_a_busy_port_fails_at_once_with_a_clear_message(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            ["bash", str(SCRIPT), "all"], env=script_env(tmp_path, port), capture_output=True, text=True, timeout=120
+        )
+    assert result.returncode == 1
+    assert f"Cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "PORT=8001 make run" in result.stderr
+    assert "is up" not in result.stdout
+    assert not (tmp_path / ".env").exists()  # it stopped before preparing anything

@@ -6,7 +6,7 @@ import pytest
 import yaml
 from django.conf import settings
 
-from catalog.models import Workflow, WorkflowVersion
+from catalog.models import Workflow, WorkflowFileProblem, WorkflowVersion
 from catalog.services import sync_workflows
 from catalog.specs import SpecError, load_spec, load_specs
 
@@ -63,14 +63,20 @@ def test_it_requires_the_file_name_to_match_the_id(tmp_path):
         load_spec(write(tmp_path, minimal_spec(), name="other"))
 
 
-def test_a_bad_spec_loads_nothing_at_all(tmp_path):
+def test_a_broken_spec_is_set_aside_with_its_error_and_the_good_ones_load(tmp_path):
     write(tmp_path, minimal_spec())
     broken = minimal_spec(id="broken")
     broken["caps"]["test"]["budget_usd"] = -1
     write(tmp_path, broken)
-    with pytest.raises(SpecError, match=r"broken\.yaml"):
-        sync_workflows(workflows_dir=tmp_path)
-    assert not Workflow.objects.exists()
+    report = sync_workflows(workflows_dir=tmp_path)
+    assert report.created == ["tiny"]
+    assert len(report.problems) == 1 and "broken.yaml: caps.test.budget_usd" in report.problems[0]
+    problem = WorkflowFileProblem.objects.get()
+    assert problem.path.endswith("broken.yaml") and "budget_usd" in problem.error
+    assert not Workflow.objects.filter(slug="broken").exists()
+    (tmp_path / "broken.yaml").unlink()
+    sync_workflows(workflows_dir=tmp_path)
+    assert not WorkflowFileProblem.objects.exists()  # fixed files leave the list
 
 
 def test_a_changed_spec_makes_a_new_version_and_old_versions_stay(tmp_path):
@@ -91,8 +97,8 @@ def test_a_changed_spec_makes_a_new_version_and_old_versions_stay(tmp_path):
 
 def test_it_refuses_a_spec_naming_a_skill_that_does_not_exist(tmp_path):
     write(tmp_path, minimal_spec(skills=["no-such-skill"]))
-    with pytest.raises(SpecError, match="no skill named no-such-skill"):
-        sync_workflows(workflows_dir=tmp_path)
+    report = sync_workflows(workflows_dir=tmp_path)
+    assert "no skill named no-such-skill" in report.problems[0] and not report.created
 
 
 def test_the_shipped_catalog_loads_with_its_skill(catalog):
@@ -107,8 +113,7 @@ def test_personas_are_managed_by_operators_and_specs_must_name_known_ones(tmp_pa
     from catalog.models import Persona
 
     write(tmp_path, minimal_spec(personas=["astronaut"]))
-    with pytest.raises(SpecError, match="no persona astronaut"):
-        sync_workflows(workflows_dir=tmp_path)
+    assert "no persona astronaut" in sync_workflows(workflows_dir=tmp_path).problems[0]
     assert Persona.objects.count() == 5  # the defaults exist once the catalog is loaded
     Persona.objects.create(slug="astronaut", name="Astronaut")
     assert sync_workflows(workflows_dir=tmp_path).created == ["tiny"]

@@ -2,7 +2,6 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog.services import sync_workflows
-from catalog.specs import SpecError
 
 
 class Command(BaseCommand):
@@ -15,10 +14,10 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         from pathlib import Path
 
-        try:
-            report = sync_workflows(
-                workflows_dir=Path(options["workflows_dir"]), skills_dir=Path(options["skills_dir"])
-            )
-        except SpecError as exc:
-            raise CommandError(f"No workflow was loaded:\n{exc}") from exc
+        workflows_dir = Path(options["workflows_dir"])
+        if not workflows_dir.is_dir():
+            raise CommandError(f"No workflows folder at {workflows_dir}.")
+        report = sync_workflows(workflows_dir=workflows_dir, skills_dir=Path(options["skills_dir"]))
+        for problem in report.problems:  # one line each, so the start-up log shows what was set aside
+            self.stderr.write(f"WARNING: set aside (see Admin → Workflow file problems): {problem}")
         self.stdout.write(f"Workflows synced: {report.summary()}.")

@@ -1,0 +1,154 @@
+"""Provider HTTP, hardened below LiteLLM and the SDKs: no redirect is ever followed, and every connection
+goes to an address the SSRF guard accepted at the moment of connecting.
+
+LiteLLM builds many httpx clients (its own cached handlers for Anthropic and Gemini, the OpenAI SDK's
+client for OpenAI-shaped providers, a fresh client after a connection error), most with
+`follow_redirects=True`. Rather than chase each one, `install()` hardens the layers they all share, once
+per process that imports LiteLLM:
+
+- async calls use httpx's own transport instead of LiteLLM's aiohttp one, so one HTTP stack is guarded;
+- httpx's transports refuse a redirect answer (3xx with a Location) before any client can follow it;
+- httpcore's connect step resolves the host itself, checks every address with providers.ssrf.refusal and
+  connects to the checked address (TLS still verifies the host name), so a DNS answer that changes after
+  the base URL was checked (rebinding) cannot reach a forbidden address.
+
+An IP literal cannot change between the call-time check and the connection, so at connect time it is
+held to the never-rules (link-local, metadata, unspecified); a host name is also held to the private rule
+unless an operator allowed private networks for it (providers.ssrf.private_allowed).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio.to_thread
+import httpcore
+import httpx
+from httpcore._backends.anyio import AnyIOBackend
+from httpcore._backends.sync import SyncBackend
+
+from . import ssrf
+
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_lock = threading.Lock()
+_installed = False
+
+
+class RedirectRefused(httpx.TransportError):
+    """A provider answered with a redirect; provider calls never follow one."""
+
+
+def checked_addresses(host: str) -> list[str]:
+    """The addresses to connect to for `host`, each accepted by the SSRF guard; raises ConnectError."""
+    try:
+        literal: ssrf.IPAddress | None = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        literal = None
+    if literal is not None:
+        addresses = [literal]
+        allow_private = True
+    else:
+        try:
+            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"The host '{host}' cannot be resolved.") from exc
+        addresses = list(dict.fromkeys(ipaddress.ip_address(str(i[4][0]).split("%")[0]) for i in infos))
+        allow_private = ssrf.private_allowed(host)
+    for address in addresses:
+        problem = ssrf.refusal(address, allow_private=allow_private)
+        if problem:
+            raise httpcore.ConnectError(f"Refused to connect to {host} ({address}): {problem}")
+    return [str(a) for a in addresses]
+
+
+def _guarded_sync_connect(original: Any) -> Any:
+    def connect_tcp(self: SyncBackend, host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        last: Exception | None = None
+        for address in checked_addresses(host):
+            try:
+                return original(self, address, port, *args, **kwargs)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last = exc
+        raise last or httpcore.ConnectError(f"No address for {host}.")
+
+    return connect_tcp
+
+
+def _guarded_async_connect(original: Any) -> Any:
+    async def connect_tcp(self: AnyIOBackend, host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        last: Exception | None = None
+        for address in await anyio.to_thread.run_sync(checked_addresses, host):
+            try:
+                return await original(self, address, port, *args, **kwargs)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last = exc
+        raise last or httpcore.ConnectError(f"No address for {host}.")
+
+    return connect_tcp
+
+
+def _refusal(response: httpx.Response, request: httpx.Request) -> RedirectRefused | None:
+    if response.status_code in REDIRECTS and "location" in response.headers:
+        return RedirectRefused(
+            f"The provider answered with a redirect (HTTP {response.status_code}); provider calls never follow "
+            "redirects.",
+            request=request,
+        )
+    return None
+
+
+def _guarded_sync_send(original: Any) -> Any:
+    def handle_request(self: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
+        response: httpx.Response = original(self, request)
+        refused = _refusal(response, request)
+        if refused:
+            response.close()
+            raise refused
+        return response
+
+    return handle_request
+
+
+def _guarded_async_send(original: Any) -> Any:
+    async def handle_async_request(self: httpx.AsyncHTTPTransport, request: httpx.Request) -> httpx.Response:
+        response: httpx.Response = await original(self, request)
+        refused = _refusal(response, request)
+        if refused:
+            await response.aclose()
+            raise refused
+        return response
+
+    return handle_async_request
+
+
+def _allow_configured_proxies() -> None:
+    """An operator's HTTP(S)_PROXY may sit on a private network: connections to it are theirs to allow."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        for value in (os.environ.get(name), os.environ.get(name.lower())):
+            host = urlsplit(value or "").hostname
+            if host:
+                ssrf.allow_private_name(host)
+
+
+def install(litellm: Any) -> None:
+    """Harden provider HTTP for this process. Idempotent; called from providers.llm.lib()."""
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        litellm.disable_aiohttp_transport = True
+        SyncBackend.connect_tcp = _guarded_sync_connect(SyncBackend.connect_tcp)  # type: ignore[method-assign]
+        AnyIOBackend.connect_tcp = _guarded_async_connect(AnyIOBackend.connect_tcp)  # type: ignore[method-assign]
+        httpx.HTTPTransport.handle_request = _guarded_sync_send(  # type: ignore[method-assign]
+            httpx.HTTPTransport.handle_request
+        )
+        httpx.AsyncHTTPTransport.handle_async_request = _guarded_async_send(  # type: ignore[method-assign]
+            httpx.AsyncHTTPTransport.handle_async_request
+        )
+        _allow_configured_proxies()
+        _installed = True

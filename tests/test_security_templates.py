@@ -90,3 +90,23 @@ def test_ordinary_templates_with_big_numbers_and_long_inputs_still_render():
         ctx,
     )
     assert out == "60000000 5,000,000 00007 18446744073709551616 100001   ok  "
+
+
+@pytest.mark.django_db
+def test_a_run_whose_prompt_would_be_huge_fails_with_a_clear_reason(alice):
+    from runs import pipeline, services
+    from runs.models import Mode, Status
+
+    from .factories import WorkflowVersionFactory, minimal_spec
+
+    steps = [
+        {"id": "answer", "title": "Answer", "prompt": "{% for i in range(10) %}{{ inputs.topic * 10000 }}{% endfor %}"}
+    ]
+    version = WorkflowVersionFactory(spec=minimal_spec(steps=steps))
+    run = services.start_run(
+        workflow_version=version, user=alice, inputs={"topic": "agents"}, mode=Mode.TEST, queue=False
+    )
+    pipeline.execute(run.pk)
+    run.refresh_from_db()
+    assert run.status == Status.FAILED
+    assert "too costly to render" in run.reason and "longer than 400,000 characters" in run.reason

@@ -7,7 +7,8 @@ client for OpenAI-shaped providers, a fresh client after a connection error), mo
 per process that imports LiteLLM:
 
 - async calls use httpx's own transport instead of LiteLLM's aiohttp one, so one HTTP stack is guarded;
-- httpx's transports refuse a redirect answer (3xx with a Location) before any client can follow it;
+- an httpx client that would follow a redirect gets an error instead (RedirectRefused) and follows nothing;
+  clients that asked not to follow (follow_redirects=False, httpx's default) see the 3xx as before;
 - httpcore's connect step resolves the host itself, checks every address with providers.ssrf.refusal and
   connects to the checked address (TLS still verifies the host name), so a DNS answer that changes after
   the base URL was checked (rebinding) cannot reach a forbidden address.
@@ -34,7 +35,6 @@ from httpcore._backends.sync import SyncBackend
 
 from . import ssrf
 
-REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _lock = threading.Lock()
 _installed = False
 
@@ -92,38 +92,42 @@ def _guarded_async_connect(original: Any) -> Any:
     return connect_tcp
 
 
-def _refusal(response: httpx.Response, request: httpx.Request) -> RedirectRefused | None:
-    if response.status_code in REDIRECTS and "location" in response.headers:
+def _refused(response: httpx.Response, wanted: bool) -> RedirectRefused | None:
+    if wanted and response.has_redirect_location:
         return RedirectRefused(
             f"The provider answered with a redirect (HTTP {response.status_code}); provider calls never follow "
             "redirects.",
-            request=request,
+            request=response.request,
         )
     return None
 
 
 def _guarded_sync_send(original: Any) -> Any:
-    def handle_request(self: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
-        response: httpx.Response = original(self, request)
-        refused = _refusal(response, request)
+    def send(self: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        wanted = kwargs.get("follow_redirects")
+        wanted = wanted if isinstance(wanted, bool) else self.follow_redirects  # else: the client's default
+        response: httpx.Response = original(self, request, **{**kwargs, "follow_redirects": False})
+        refused = _refused(response, wanted)
         if refused:
             response.close()
             raise refused
         return response
 
-    return handle_request
+    return send
 
 
 def _guarded_async_send(original: Any) -> Any:
-    async def handle_async_request(self: httpx.AsyncHTTPTransport, request: httpx.Request) -> httpx.Response:
-        response: httpx.Response = await original(self, request)
-        refused = _refusal(response, request)
+    async def send(self: httpx.AsyncClient, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        wanted = kwargs.get("follow_redirects")
+        wanted = wanted if isinstance(wanted, bool) else self.follow_redirects  # else: the client's default
+        response: httpx.Response = await original(self, request, **{**kwargs, "follow_redirects": False})
+        refused = _refused(response, wanted)
         if refused:
             await response.aclose()
             raise refused
         return response
 
-    return handle_async_request
+    return send
 
 
 def _allow_configured_proxies() -> None:
@@ -144,11 +148,7 @@ def install(litellm: Any) -> None:
         litellm.disable_aiohttp_transport = True
         SyncBackend.connect_tcp = _guarded_sync_connect(SyncBackend.connect_tcp)  # type: ignore[method-assign]
         AnyIOBackend.connect_tcp = _guarded_async_connect(AnyIOBackend.connect_tcp)  # type: ignore[method-assign]
-        httpx.HTTPTransport.handle_request = _guarded_sync_send(  # type: ignore[method-assign]
-            httpx.HTTPTransport.handle_request
-        )
-        httpx.AsyncHTTPTransport.handle_async_request = _guarded_async_send(  # type: ignore[method-assign]
-            httpx.AsyncHTTPTransport.handle_async_request
-        )
+        httpx.Client.send = _guarded_sync_send(httpx.Client.send)  # type: ignore[method-assign]
+        httpx.AsyncClient.send = _guarded_async_send(httpx.AsyncClient.send)  # type: ignore[method-assign]
         _allow_configured_proxies()
         _installed = True

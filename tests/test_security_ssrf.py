@@ -169,3 +169,14 @@ def test_a_name_the_operator_allowed_to_be_private_connects_to_the_address_it_re
         ok, message = services.test_connection(connection, actor=None, ip=None)
     assert ok, message
     assert server.requests[0]["headers"]["Host"].startswith("ollama.lan.test")
+
+
+def test_a_client_that_asked_not_to_follow_redirects_still_sees_the_redirect():
+    import httpx
+
+    llm.lib()  # the guard is installed for the whole process; the web tests' own clients must keep working
+    with fake_llm("openai") as server:
+        server.push({"redirect": "/elsewhere"})
+        with httpx.Client(follow_redirects=False) as client:
+            response = client.post(f"{server.base_url}/chat/completions", json={})
+    assert response.status_code == 307 and response.headers["location"] == "/elsewhere"

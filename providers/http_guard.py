@@ -9,23 +9,19 @@ per process that imports LiteLLM:
 - async calls use httpx's own transport instead of LiteLLM's aiohttp one, so one HTTP stack is guarded;
 - an httpx client that would follow a redirect gets an error instead (RedirectRefused) and follows nothing;
   clients that asked not to follow (follow_redirects=False, httpx's default) see the 3xx as before;
-- httpcore's connect step resolves the host itself, checks every address with providers.ssrf.refusal and
-  connects to the checked address (TLS still verifies the host name), so a DNS answer that changes after
-  the base URL was checked (rebinding) cannot reach a forbidden address.
-
-An IP literal cannot change between the call-time check and the connection, so at connect time it is
-held to the never-rules (link-local, metadata, unspecified); a host name is also held to the private rule
-unless an operator allowed private networks for it (providers.ssrf.private_allowed).
+- httpcore's connect step, for a host a provider base URL named (providers.ssrf.checked_host_policy),
+  resolves the host itself, checks every address with providers.ssrf.refusal under that connection's
+  private-network permission and connects to the checked address (TLS still verifies the host name), so a
+  DNS answer that changes after the base URL was checked (rebinding) cannot reach a forbidden address.
+  Other hosts (the providers' own public APIs, anything else in the process) connect as before.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 import threading
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio.to_thread
 import httpcore
@@ -44,21 +40,16 @@ class RedirectRefused(httpx.TransportError):
 
 
 def checked_addresses(host: str) -> list[str]:
-    """The addresses to connect to for `host`, each accepted by the SSRF guard; raises ConnectError."""
+    """The addresses to connect to for `host`: for a base-URL host, each resolved once and accepted by the
+    SSRF guard (else ConnectError); any other host is left to the connection as it is."""
+    allow_private = ssrf.checked_host_policy(host)
+    if allow_private is None:
+        return [host]
     try:
-        literal: ssrf.IPAddress | None = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        literal = None
-    if literal is not None:
-        addresses = [literal]
-        allow_private = True
-    else:
-        try:
-            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-        except OSError as exc:
-            raise httpcore.ConnectError(f"The host '{host}' cannot be resolved.") from exc
-        addresses = list(dict.fromkeys(ipaddress.ip_address(str(i[4][0]).split("%")[0]) for i in infos))
-        allow_private = ssrf.private_allowed(host)
+        infos = socket.getaddrinfo(host.strip("[]"), None, proto=socket.IPPROTO_TCP)
+    except OSError as exc:
+        raise httpcore.ConnectError(f"The host '{host}' cannot be resolved.") from exc
+    addresses = list(dict.fromkeys(ipaddress.ip_address(str(i[4][0]).split("%")[0]) for i in infos))
     for address in addresses:
         problem = ssrf.refusal(address, allow_private=allow_private)
         if problem:
@@ -68,6 +59,8 @@ def checked_addresses(host: str) -> list[str]:
 
 def _guarded_sync_connect(original: Any) -> Any:
     def connect_tcp(self: SyncBackend, host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        if ssrf.checked_host_policy(host) is None:
+            return original(self, host, port, *args, **kwargs)
         last: Exception | None = None
         for address in checked_addresses(host):
             try:
@@ -81,6 +74,8 @@ def _guarded_sync_connect(original: Any) -> Any:
 
 def _guarded_async_connect(original: Any) -> Any:
     async def connect_tcp(self: AnyIOBackend, host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        if ssrf.checked_host_policy(host) is None:
+            return await original(self, host, port, *args, **kwargs)
         last: Exception | None = None
         for address in await anyio.to_thread.run_sync(checked_addresses, host):
             try:
@@ -130,15 +125,6 @@ def _guarded_async_send(original: Any) -> Any:
     return send
 
 
-def _allow_configured_proxies() -> None:
-    """An operator's HTTP(S)_PROXY may sit on a private network: connections to it are theirs to allow."""
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        for value in (os.environ.get(name), os.environ.get(name.lower())):
-            host = urlsplit(value or "").hostname
-            if host:
-                ssrf.allow_private_name(host)
-
-
 def install(litellm: Any) -> None:
     """Harden provider HTTP for this process. Idempotent; called from providers.llm.lib()."""
     global _installed
@@ -150,5 +136,4 @@ def install(litellm: Any) -> None:
         AnyIOBackend.connect_tcp = _guarded_async_connect(AnyIOBackend.connect_tcp)  # type: ignore[method-assign]
         httpx.Client.send = _guarded_sync_send(httpx.Client.send)  # type: ignore[method-assign]
         httpx.AsyncClient.send = _guarded_async_send(httpx.AsyncClient.send)  # type: ignore[method-assign]
-        _allow_configured_proxies()
         _installed = True

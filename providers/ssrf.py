@@ -29,8 +29,8 @@ CARRIER_NAT = ipaddress.ip_network("100.64.0.0/10")  # shared address space: not
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 NEVER = "Link-local and cloud metadata addresses are never allowed."
 
-_private_names: set[str] = set()
-_names_lock = threading.Lock()
+_checked_hosts: dict[str, bool] = {}  # base-URL host -> whether an operator allowed it private addresses
+_hosts_lock = threading.Lock()
 
 
 def wrapped_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
@@ -78,9 +78,8 @@ def _addresses(host: str) -> list[IPAddress]:
 def check_base_url(url: str, *, allow_private: bool) -> str:
     """Return the URL when it is safe to call, else raise UnsafeURL in plain words.
 
-    A host name that passes with private networks allowed is remembered, so the connect-time check
-    (providers.http_guard) lets that name reach the private address it resolves to; any other name must
-    still resolve to public addresses when the connection is made."""
+    A host that passes is remembered with its private-network permission, so the connect-time check
+    (providers.http_guard) holds every later connection to that host to the same rules."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeURL("A base URL must start with http:// or https:// and name a host.")
@@ -93,16 +92,11 @@ def check_base_url(url: str, *, allow_private: bool) -> str:
         problem = refusal(address, allow_private=allow_private)
         if problem:
             raise UnsafeURL(problem)
-    if allow_private:
-        allow_private_name(host)
+    with _hosts_lock:
+        _checked_hosts[host] = _checked_hosts.get(host, False) or allow_private
     return url
 
 
-def allow_private_name(host: str) -> None:
-    with _names_lock:
-        _private_names.add(host.lower())
-
-
-def private_allowed(host: str) -> bool:
-    """Whether an operator allowed this host name to resolve to a private or loopback address."""
-    return host.lower() in _private_names
+def checked_host_policy(host: str) -> bool | None:
+    """For a host some base URL named: whether it may reach private addresses. None for any other host."""
+    return _checked_hosts.get(host.strip("[]").lower())

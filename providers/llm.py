@@ -114,6 +114,9 @@ def lib() -> Any:
                     {"provider": "offline", "custom_handler": _offline_handler_class(litellm)()}
                 ]
                 custom_llm_setup()
+                from .http_guard import install  # no redirects; every connection SSRF-checked
+
+                install(litellm)
                 _lib_module = litellm
     return _lib_module
 

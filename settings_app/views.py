@@ -12,6 +12,7 @@ from providers import services
 from providers.models import ProviderConnection
 
 from .audit import client_ip
+from .checks import unreadable_connections
 from .forms import ConnectionForm
 from .htmx import HtmxHttpRequest
 
@@ -39,7 +40,8 @@ def providers(request: HtmxHttpRequest) -> HttpResponse:
         return redirect("settings:providers")
     connections = ProviderConnection.objects.order_by("provider", "label")
     status = 422 if request.method == "POST" else 200
-    return render(request, "settings_app/providers.html", {"form": form, "connections": connections}, status=status)
+    context = {"form": form, "connections": connections, "unreadable": unreadable_connections()}
+    return render(request, "settings_app/providers.html", context, status=status)
 
 
 @permission_required(MANAGE, raise_exception=True)

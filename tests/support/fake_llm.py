@@ -10,6 +10,7 @@ Script entries (consumed in order; when the script is empty, a plain answer is s
   {"tool_call": {"name": ..., "arguments": {...}}}    answer with one tool call
   {"content": "text"}                                 answer with this text
   {"chunk_delay": 0.5}                                when streaming, sleep this long before each chunk
+  {"redirect": "http://0.0.0.0:8/"}                   307 to that address (see the redirect section below)
 A request with "stream": true is answered with server-sent events, one chunk per word (OpenAI or Anthropic
 flavour), tool calls included. `default` is the entry used when the script is empty (e.g. {"delay": 2} for a
 provider that always takes 2 s). Each request records its arrival (`at`) and, when streamed, when its first
@@ -109,6 +110,9 @@ class FakeLLM:
                 entry = fake._next()
                 if entry.get("delay"):
                     time.sleep(entry["delay"])
+                if entry.get("redirect"):
+                    self._send(307, b"", {"Location": entry["redirect"]})
+                    return
                 if entry.get("drop"):
                     self.close_connection = True
                     self.connection.shutdown(2)
@@ -294,3 +298,40 @@ def fake_llm(flavour: str = "openai") -> Iterator[FakeLLM]:
         yield server
     finally:
         server.stop()
+
+
+# --- Redirects (SSRF tests): a listener that only counts who connects to it -----------------------------
+
+
+class ConnectionCounter:
+    """A TCP listener on every local address (so 0.0.0.0 and 127.0.0.1 reach it) that counts accepted
+    connections and answers nothing: the redirect target a provider call must never reach."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.sock = socket.create_server(("0.0.0.0", 0))  # noqa: S104 - 0.0.0.0 must reach it
+        self.sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.connections += 1
+            conn.close()
+
+    def __enter__(self) -> ConnectionCounter:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self.thread.join()
+        self.sock.close()

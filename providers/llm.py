@@ -24,6 +24,7 @@ from .resolution import Target
 
 __all__ = [
     "CallControl",
+    "CutShort",
     "Interrupted",
     "LLMResult",
     "Price",
@@ -151,6 +152,14 @@ class CallControl:
         return self.stop.is_set()
 
 
+class CutShort(ProviderError):
+    """A failed call that had streamed part of an answer first (a dropped connection): `partial` counts it."""
+
+    def __init__(self, error: ProviderError, partial: LLMResult):
+        super().__init__(error.message, kind=error.kind, retryable=error.retryable, retry_after=error.retry_after)
+        self.partial = partial
+
+
 class Interrupted(Exception):
     """A call cut short by cancel ("cancelled") or the run's deadline ("deadline"). `partial` counts what was
     streamed before the cut (tokens estimated where the provider never sent a usage)."""
@@ -269,7 +278,17 @@ def _controlled(
         # Wakes as soon as the answer is in; otherwise every 0.1 s to look at the stop signal and the clock.
         done.wait(min(0.1, max(0.0, control.remaining())))
         control.poll()
-    return future.result()
+    try:
+        return future.result()
+    except ProviderError:
+        raise
+    except Exception as exc:
+        error = to_provider_error(exc, target)
+        if stream is None or not stream.text:
+            raise error from None
+        # The provider or the network cut the stream: what came before the cut was paid for, so it counts.
+        partial = _partial(target, kwargs, "".join(stream.text), price, started)
+        raise CutShort(error, partial) from None
 
 
 def _partial(target: Target, kwargs: dict[str, Any], text: str, price: Price | None, started: float) -> LLMResult:

@@ -89,6 +89,7 @@ def call(
     prices: dict[str, llm.Price | None],
     control: llm.CallControl,
     on_wait: Callable[[float], None] = lambda seconds: None,
+    on_cut_short: Callable[[llm.LLMResult, Target], None] = lambda result, target: None,
     **kwargs: Any,
 ) -> tuple[llm.LLMResult, Target]:
     """Call the first target; retry what is retryable; fall back to the next target. Raises the last error,
@@ -107,6 +108,8 @@ def call(
                 result = llm.complete(target, messages, price=prices.get(target.model), control=control, **kwargs)
             except llm.ProviderError as exc:
                 last = exc
+                if isinstance(exc, llm.CutShort):
+                    on_cut_short(exc.partial, target)
                 elapsed = int((time.monotonic() - started) * 1000)
                 on_attempt(attempt_record(target, attempt, exc.kind, elapsed, exc.message))
                 if not exc.retryable or attempt > MAX_RETRIES:

@@ -280,6 +280,7 @@ class Executor:
                 prices=self.prices,
                 control=self.control,
                 on_attempt=call["attempts"].append,
+                on_cut_short=self._count_cut_short(call),
                 on_wait=lambda seconds: self.trace.event(
                     "rate_limit", "waiting for the connection's rate limit", seconds=round(seconds, 2)
                 ),
@@ -294,6 +295,16 @@ class Executor:
         if self.spec.get("cache") and target is self.targets[0]:
             cache.store(key, target.model, result)
         return result, target
+
+    def _count_cut_short(self, call: dict[str, Any]) -> Callable[[llm.LLMResult, Target], None]:
+        """An attempt whose stream the provider or the network cut is counted too, before the retry."""
+
+        def count(result: llm.LLMResult, target: Target) -> None:
+            attempt: dict[str, Any] = {}
+            call.setdefault("cut_short_attempts", []).append(attempt)
+            self._record(attempt, result, target)
+
+        return count
 
     def _tool(self, tool_call: llm.ToolCall, call: dict[str, Any], offered: list[dict[str, Any]] | None) -> str:
         record: dict[str, Any] = {"id": tool_call.id, "name": tool_call.name, "arguments": tool_call.arguments[:2000]}

@@ -10,7 +10,7 @@ from api.models import AccessToken
 from catalog.services import sync_workflows
 
 from .factories import UserFactory
-from .test_browser import browser, check_accessibility, log_in  # noqa: F401 (browser is a fixture)
+from .test_browser import browser, check_page, log_in  # noqa: F401 (browser is a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -34,13 +34,13 @@ def test_a_student_makes_a_token_and_tries_the_api_in_the_docs(page):
 
     log_in(page, "sam")
     page.get_by_role("link", name="API tokens").click()
-    check_accessibility(page, "api-01-tokens")
+    check_page(page, "api-01-tokens")
     page.get_by_label("Name").fill("my script")
     page.get_by_label("Run: read, and start").check()
     page.get_by_role("button", name="Create token").click()
     secret = page.get_by_role("textbox", name="Token", exact=True).input_value()
     assert secret.startswith("awp_") and AccessToken.objects.get().scope == "run"
-    check_accessibility(page, "api-02-token-created")
+    check_page(page, "api-02-token-created")
     page.reload()  # a reload re-sends nothing: the form was posted once
     page.goto("/api/tokens/")
     assert secret not in page.content()

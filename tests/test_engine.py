@@ -344,3 +344,18 @@ def test_a_host_watches_all_its_runs_with_a_fixed_number_of_queries(catalog, ali
     assert host.hosted[str(runs[-1].pk)].why == "cancel"
     assert not any(c.stop.is_set() for c in list(host.hosted.values())[:-1])
     assert set(Run.objects.filter(pk__in=[r.pk for r in runs]).values_list("live_output", flat=True)) == {"streamed "}
+
+
+@pytest.mark.django_db
+def test_a_stream_the_network_cuts_is_counted_before_the_retry(catalog, alice, openai):
+    openai.push({}, {"content": " ".join(f"cut{i}" for i in range(50)), "drop_after": 20})
+    run = start(catalog, alice)
+    pipeline.execute(run.pk)
+    run.refresh_from_db()
+    assert run.status == Status.SUCCEEDED, run.reason
+    trace = json.loads(Artifact.objects.get(run=run, name="trace.json").file.read())
+    call = trace["steps"][0]["calls"][0]
+    [cut] = call["cut_short_attempts"]
+    assert cut["estimated"] and cut["completion_tokens"] > 0 and cut["partial_output"].startswith("cut0 cut1")
+    # The check, the cut attempt (counted, estimated), the retry and the second step: all in the run's totals.
+    assert run.completion_tokens == 50 + cut["completion_tokens"] + 50 + 50

@@ -10,6 +10,7 @@ Script entries (consumed in order; when the script is empty, a plain answer is s
   {"tool_call": {"name": ..., "arguments": {...}}}    answer with one tool call
   {"content": "text"}                                 answer with this text
   {"chunk_delay": 0.5}                                when streaming, sleep this long before each chunk
+  {"drop_after": 5}                                   when streaming, drop the connection after 5 events
   {"redirect": "http://0.0.0.0:8/"}                   307 to that address (see the redirect section below)
 A request with "stream": true is answered with server-sent events, one chunk per word (OpenAI or Anthropic
 flavour), tool calls included. `default` is the entry used when the script is empty (e.g. {"delay": 2} for a
@@ -131,13 +132,22 @@ class FakeLLM:
                 )
                 if body.get("stream"):
                     events = sse_openai(answer) if fake.flavour == "openai" else sse_anthropic(answer)
+                    if "drop_after" in entry:  # the connection dies mid-stream, after that many events
+                        self._stream(events[: entry["drop_after"]], entry.get("chunk_delay", 0), record, end=False)
+                        self.connection.shutdown(2)
+                        return
                     self._stream(events, entry.get("chunk_delay", 0), record)
                     return
                 self._send(200, json.dumps(answer).encode(), {})
 
-            def _stream(self, events: list[bytes], chunk_delay: float, record: dict[str, Any]) -> None:
+            def _stream(
+                self, events: list[bytes], chunk_delay: float, record: dict[str, Any], end: bool = True
+            ) -> None:
+                """Chunked transfer encoding, as providers stream: a body cut before its last chunk is an error
+                the client sees, not a normal end."""
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
                 self.send_header("Connection", "close")
                 self.end_headers()
                 self.close_connection = True
@@ -145,9 +155,12 @@ class FakeLLM:
                     for event in events:
                         if chunk_delay:
                             time.sleep(chunk_delay)
-                        self.wfile.write(event)
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
                         self.wfile.flush()
                         record.setdefault("first_chunk_at", time.time())
+                    if end:
+                        self.wfile.write(b"0\r\n\r\n")
+                        self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     record["aborted"] = True  # the client hung up mid-stream (a cancel)
 

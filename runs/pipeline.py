@@ -28,7 +28,7 @@ from providers.ssrf import UnsafeURL
 from settings_app import audit
 from settings_app.models import AuditAction
 
-from . import budgets, cache, costs, progression, prompts, tools
+from . import cache, costs, money, progression, prompts, tools
 from .models import Artifact, Mode, Run, Status
 from .recovery import Heartbeat
 from .trace import Trace, now_iso, run_summary, step_totals
@@ -87,8 +87,7 @@ class Executor:
             )
 
     def _budget(self) -> Decimal:
-        caps_budget = Decimal(str(self.caps["budget_usd"]))
-        return min(self.run.budget_usd, caps_budget) if self.run.budget_usd is not None else caps_budget
+        return money.run_budget(self.run, self.caps)
 
     def _context(self) -> dict[str, Any]:
         return prompts.context(self.spec, self.run.inputs, self.outputs, self.skills, self.run.mode)
@@ -147,7 +146,7 @@ class Executor:
             raise RunStopped(
                 Status.STOPPED, f"Refused: the estimated cost ${estimate:.6f} is above the budget ${budget:.6f}."
             )
-        refusal = budgets.refusal(run, primary.connection_id, estimate)
+        refusal = money.reserve(run, primary.connection_id, estimate)
         if refusal:
             raise RunStopped(Status.STOPPED, refusal)
 
@@ -165,7 +164,9 @@ class Executor:
         return skills
 
     def _check_progression(self, checks: list[dict[str, Any]]) -> None:
-        reason = progression.full_run_blocker(self.run.workflow_version, self.run.inputs_hash, exclude=self.run.pk)
+        reason = progression.full_run_blocker(
+            self.run.workflow_version, self.run.inputs_hash, user=self.run.user, exclude=self.run.pk
+        )
         if reason and not progression.may_skip(self.run.user):
             raise RunStopped(Status.FAILED, reason)
         checks.append({"check": "progression", "ok": True, "skipped": bool(reason)})
@@ -243,8 +244,8 @@ class Executor:
     ) -> tuple[llm.LLMResult, Target]:
         max_tokens = self.caps["max_output_tokens"]
         key = cache.key(self.targets[0].model, messages, offer, max_tokens)
-        if self.spec.get("cache") or self.run.replay:
-            hit = cache.lookup(key)
+        if self.run.replay:  # only a Replay reads the cache; the spec's `cache` decides what is stored
+            hit = cache.lookup(key, prefer_run=self.run.replay_of_id)
             call["cache_hit"] = hit is not None
             if hit is not None:
                 return hit, self.targets[0]
@@ -260,7 +261,7 @@ class Executor:
                 on_attempt=call["attempts"].append,
             )
         if self.spec.get("cache") and target is self.targets[0]:
-            cache.store(key, target.model, result)
+            cache.store(key, target.model, result, run=self.run.pk)
         return result, target
 
     def _tool(self, tool_call: llm.ToolCall, call: dict[str, Any], offered: list[dict[str, Any]] | None) -> str:
@@ -358,6 +359,7 @@ class Executor:
         self.run.status, self.run.reason, self.run.finished_at = status, reason, timezone.now()
         self._write_artifact("trace.json", self.trace.render(run_summary(self.run, self.tool_calls_used)))
         self._save(status=status, reason=reason, finished_at=self.run.finished_at, current_step="")
+        money.settle(self.run)
         self.say(f"{status}: {reason}")
 
 

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import connection as db_connection
 from django.db.models import Sum
 from django.utils import timezone
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
@@ -82,7 +82,13 @@ tool_calls = st.lists(
 texts = st.text(alphabet=st.characters(blacklist_categories=["Cs", "Cc"]), min_size=3, max_size=200)
 
 
-@hypothesis_settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# No shrinking: each example is a whole run, and a counterexample as drawn is readable enough.
+@hypothesis_settings(
+    max_examples=6,
+    deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(
     topic=texts.filter(lambda t: len(t.strip()) >= 3),
     background=st.text(max_size=2000),

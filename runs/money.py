@@ -170,11 +170,15 @@ def _estimates_for(version: WorkflowVersion) -> list[dict[str, Any]]:
 
 
 # -- budgets and reservations ------------------------------------------------------------------------------
-def run_budget(run: Run, caps: dict[str, Any]) -> Decimal:
-    """What this run may still spend: its (lowered) budget minus what the runs it resumes already spent."""
+def budget_of(run: Run, caps: dict[str, Any]) -> Decimal:
+    """A run's budget: the mode's cap, or less if the run was started with a lower one."""
     cap = Decimal(str(caps["budget_usd"]))
-    budget = min(run.budget_usd, cap) if run.budget_usd is not None else cap
-    return budget - run.chain_spent_usd
+    return min(run.budget_usd, cap) if run.budget_usd is not None else cap
+
+
+def run_budget(run: Run, caps: dict[str, Any]) -> Decimal:
+    """What this run may still spend: its budget minus what the runs it resumes already spent."""
+    return budget_of(run, caps) - run.chain_spent_usd
 
 
 def chain_spent(run: Run) -> Decimal:

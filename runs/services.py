@@ -114,11 +114,11 @@ def resume_run(run: Run, *, queue: bool = True) -> Run:
     if _switched_off(run.workflow_version):
         raise RunRefused(DISABLED)
     spent = money.chain_spent(run)
-    budget = money.run_budget(run, run.workflow_version.caps(run.mode)) + run.chain_spent_usd
+    budget = money.budget_of(run, run.workflow_version.caps(run.mode))
     if spent >= budget:
         raise RunRefused(
             f"This run and the runs it resumes already spent {money.format_usd(spent)} of its "
-            f"{money.format_usd(budget)} budget: an operator must raise the budget before it can be resumed."
+            f"{money.format_usd(budget)} budget, so it cannot be resumed into a fresh one: start a new run instead."
         )
     done = dict(run.step_outputs or {})
     with transaction.atomic():

@@ -117,7 +117,7 @@ def test_a_resumed_run_carries_what_its_chain_already_spent(catalog, alice, open
     assert second.chain_spent_usd == Decimal("0.0499") + tight.cost_usd  # the whole chain, not one link
     Run.objects.filter(pk=failed.pk).update(cost_usd=Decimal("0.05"))
     failed.refresh_from_db()
-    with pytest.raises(services.RunRefused, match="an operator must raise the budget"):
+    with pytest.raises(services.RunRefused, match="cannot be resumed into a fresh one"):
         services.resume_run(failed, queue=False)
 
 

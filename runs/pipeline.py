@@ -348,6 +348,7 @@ class Executor:
             self._finish(status, reason)
 
     def _finish(self, status: Status, reason: str) -> None:
+        money.settle(self.run)  # first: no more calls, so what it spent is final, whatever fails below
         self.trace.event("end", reason, status=status)
         if self.trace.validation:
             self._write_artifact("validation.json", json.dumps(self.trace.validation, indent=2, default=str))
@@ -359,7 +360,6 @@ class Executor:
         self.run.status, self.run.reason, self.run.finished_at = status, reason, timezone.now()
         self._write_artifact("trace.json", self.trace.render(run_summary(self.run, self.tool_calls_used)))
         self._save(status=status, reason=reason, finished_at=self.run.finished_at, current_step="")
-        money.settle(self.run)
         self.say(f"{status}: {reason}")
 
 

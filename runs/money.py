@@ -199,6 +199,14 @@ def unpriced_refusal(model: str) -> str:
     )
 
 
+def priced_fallbacks(targets: list[Target], prices: dict[str, llm.Price | None]) -> list[Target]:
+    """The fallbacks a budget can hold: priced ones, and unpriced ones only on connections an operator allowed
+    (a fallback must not be a way round the primary's unpriced refusal)."""
+    ids = [t.connection_id for t in targets if t.connection_id]
+    allowed = set(ProviderConnection.objects.filter(pk__in=ids, allow_unpriced=True).values_list("pk", flat=True))
+    return [t for t in targets if prices.get(t.model) is not None or t.connection_id in allowed]
+
+
 def reserve(run: Run, connection_id: int | None, estimate: Decimal | None) -> str | None:
     """Check the user's daily and the connection's monthly budget against what is spent plus what runs still
     in flight have reserved, and hold this run's estimate — atomically, so runs validating at the same moment

@@ -127,6 +127,7 @@ class Executor:
         for target in self.targets:
             self.trace.hide(target.api_key)
             self.prices[target.model] = pricing.price_of(target)
+        self.targets = self.targets[:1] + money.priced_fallbacks(self.targets[1:], self.prices)
         self._check_connection(checks)
         primary = self.targets[0]
         checks.append(

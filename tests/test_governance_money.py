@@ -252,6 +252,22 @@ def test_a_run_on_an_unpriced_model_is_refused_at_validate_with_how_to_price_it(
     assert allowed.cost_unpriced and money.format_usd(allowed.cost_usd, unpriced=True) == "unpriced"
 
 
+def test_an_unpriced_fallback_is_not_a_way_round_the_dollar_budget(catalog, alice):
+    with fake_llm("openai") as priced, fake_llm("openai") as unpriced:
+        connect(priced)
+        provider_services.save_connection(
+            actor=None, ip=None, provider="openai_compatible", label="Local", api_base=unpriced.base_url,
+            allow_private_network=True,
+        )  # fmt: skip
+        priced.push({}, {"status": 400, "message": "refused"})  # the check passes, the first step is refused
+        run = run_now(catalog.latest_version, alice, models=[MODEL, "openai_compatible/llama3.2"])
+        assert run.status == Status.FAILED and not unpriced.requests  # the unpriced fallback was never asked
+        ProviderConnection.objects.filter(provider="openai_compatible").update(allow_unpriced=True)
+        priced.push({"status": 400, "message": "refused"})
+        allowed = run_now(catalog.latest_version, alice, models=[MODEL, "openai_compatible/llama3.2"])
+    assert allowed.status == Status.SUCCEEDED and allowed.cost_unpriced and unpriced.requests  # the operator's choice
+
+
 def test_the_offline_model_stays_free_and_labelled(catalog, alice):
     run = run_now(catalog.latest_version, alice)
     assert run.status == Status.SUCCEEDED and run.model_used.startswith("offline/")

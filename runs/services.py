@@ -134,9 +134,7 @@ def resume_run(run: Run, *, queue: bool = True) -> Run:
             chain_spent_usd=spent,
             step_outputs=done,
             steps_done=len(done),
-            steps_total=run.steps_total,
-            replay=run.replay,
-            replay_of=run.replay_of,
+            steps_total=run.steps_total,  # a resume asks the model, even when it continues a replay
         )
         if queue:
             enqueue(resumed)

@@ -98,6 +98,12 @@ def test_a_resume_asks_the_model_for_the_steps_left(catalog, alice, openai):
     before = len(openai.requests)
     resumed = execute(services.resume_run(failed, queue=False))
     assert resumed.status == Status.SUCCEEDED and step_calls(openai, before) == 1
+    replay = execute(services.rerun(resumed, user=alice, replay=True, queue=False))
+    Run.objects.filter(pk=replay.pk).update(status=Status.FAILED, step_outputs={})
+    replay.refresh_from_db()
+    before = len(openai.requests)
+    resumed_replay = execute(services.resume_run(replay, queue=False))
+    assert not resumed_replay.replay and step_calls(openai, before) == 2  # a resume of a replay asks afresh
 
 
 # -- 3. A resumed run carries what its chain already spent -------------------------------------------------

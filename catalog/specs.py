@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -11,12 +12,14 @@ from typing import Any
 
 import jsonschema
 import yaml
+from django.conf import settings
 from jsonschema import Draft202012Validator
 
 from . import templating
 
 SCHEMA_PATH = Path(__file__).with_name("spec_schema.json")
 MAX_SPEC_BYTES = 256 * 1024
+log = logging.getLogger(__name__)
 
 
 class SpecError(Exception):
@@ -99,7 +102,23 @@ def validate_spec(spec: Any, where: str) -> dict[str, Any]:
         if artifact["name"] in ("trace.json", "validation.json") or names.count(artifact["name"]) > 1:
             raise _fail(where, f"artifacts[{i}].name", f"'{artifact['name']}' is reserved or used twice")
         _check_template(artifact["template"], where, f"artifacts[{i}].template")
+    _clamp_timeouts(spec, where)
     return spec
+
+
+def _clamp_timeouts(spec: dict[str, Any], where: str) -> None:
+    """A mode's time limit can't be longer than a worker lets a run live (RUN_MAX_SECONDS): clamp it, loudly,
+    so the run stops at its own limit with its reason instead of being killed by the worker."""
+    for mode, caps in spec["caps"].items():
+        if caps["timeout_seconds"] > settings.RUN_MAX_SECONDS:
+            log.warning(
+                "%s: caps.%s.timeout_seconds: %s s is above the workers' limit (RUN_MAX_SECONDS); using %s s",
+                where,
+                mode,
+                caps["timeout_seconds"],
+                settings.RUN_MAX_SECONDS,
+            )
+            caps["timeout_seconds"] = settings.RUN_MAX_SECONDS
 
 
 def _check_template(source: str, where: str, field: str) -> None:

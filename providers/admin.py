@@ -28,6 +28,7 @@ class ConnectionAdminForm(forms.ModelForm):
             "requests_per_minute",
             "tokens_per_minute",
             "monthly_budget_usd",
+            "allow_unpriced",
         )
 
     def clean(self):

@@ -42,6 +42,10 @@ class ProviderConnection(models.Model):
         blank=True,
         help_text="Spending limit per calendar month. Empty: none.",
     )
+    allow_unpriced = models.BooleanField(
+        default=False,
+        help_text="Allow runs on models without a known price: their cost cannot be held to a dollar budget.",
+    )
     status = models.CharField(max_length=16, choices=ConnectionStatus.choices, default=ConnectionStatus.UNTESTED)
     status_message = models.CharField(max_length=300, blank=True)
     last_tested_at = models.DateTimeField(null=True, blank=True)

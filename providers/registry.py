@@ -24,10 +24,10 @@ PROVIDERS: dict[str, ProviderInfo] = {
         Provider.ANTHROPIC,
         "ANTHROPIC_API_KEY",
         "ANTHROPIC_API_BASE",
-        ("claude-3-5-haiku-latest", "claude-3-7-sonnet-latest", "claude-sonnet-4-20250514"),
+        ("claude-haiku-4-5-20251001", "claude-sonnet-4-5-20250929"),
     ),
     Provider.GEMINI: ProviderInfo(
-        Provider.GEMINI, "GEMINI_API_KEY", "GEMINI_API_BASE", ("gemini-2.0-flash", "gemini-2.5-flash", "gemini-2.5-pro")
+        Provider.GEMINI, "GEMINI_API_KEY", "GEMINI_API_BASE", ("gemini-2.5-flash", "gemini-2.5-pro")
     ),
     Provider.DEEPSEEK: ProviderInfo(
         Provider.DEEPSEEK, "DEEPSEEK_API_KEY", "DEEPSEEK_API_BASE", ("deepseek-chat", "deepseek-reasoner")

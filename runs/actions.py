@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from . import progression
 from .models import Mode, Run, Status
-from .services import RESUMABLE
+from .services import DISABLED, RESUMABLE
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,9 @@ def for_run(run: Run, user: Any) -> list[Action]:
             ]
         return [Action("cancel", "Cancel run", url("cancel"), style="danger")]
 
+    if not run.workflow_version.workflow.enabled:  # one clear message instead of buttons that would refuse
+        again = "Validate again" if run.mode == Mode.VALIDATE else "Run again"
+        return [Action("rerun", again, url("rerun"), DISABLED, busy=True)]
     found: list[Action] = []
     if run.mode == Mode.VALIDATE and run.status == Status.SUCCEEDED:
         found.append(
@@ -45,7 +48,7 @@ def for_run(run: Run, user: Any) -> list[Action]:
             )
         )
     if run.mode == Mode.TEST and run.status == Status.SUCCEEDED:
-        blocker = progression.full_run_blocker(run.workflow_version, run.inputs_hash)
+        blocker = progression.full_run_blocker(run.workflow_version, run.inputs_hash, user=user)
         if blocker is None or progression.may_skip(user):
             found.append(
                 Action(

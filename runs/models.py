@@ -39,6 +39,10 @@ class Run(models.Model):
     estimated_cost_usd = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
     cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
     cost_unpriced = models.BooleanField(default=False, help_text="Some calls had no known price.")
+    # The estimate held against the budgets while the run is in flight; 0 once settled (runs.money).
+    reserved_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
+    # What the runs this one resumes already spent: it counts against this run's budget too.
+    chain_spent_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     steps_total = models.PositiveSmallIntegerField(default=0)
@@ -54,6 +58,9 @@ class Run(models.Model):
     trace_text = models.TextField(blank=True)
     replay = models.BooleanField(default=False, help_text="Reuse cached LLM responses where they exist.")
     resumed_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resumes")
+    replay_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays", help_text="Its answers first."
+    )
     connection = models.ForeignKey(
         "providers.ProviderConnection", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
     )
@@ -128,14 +135,18 @@ class Artifact(models.Model):
 class LLMCacheEntry(models.Model):
     """An LLM response keyed by a hash of (model, messages, tools, parameters), for replays at no cost."""
 
-    key = models.CharField(max_length=64, unique=True)
+    key = models.CharField(max_length=64, db_index=True)
     model = models.CharField(max_length=160)
     response = models.JSONField()
+    # The run that stored it: purging the run purges its cached responses.
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         verbose_name = "LLM cache entry"
         verbose_name_plural = "LLM cache entries"
+        # One answer per run and request: a replay reads the very answers of the run it replays.
+        constraints = [models.UniqueConstraint(fields=["key", "run"], name="unique_cache_key_per_run")]
 
     def __str__(self) -> str:
         return f"{self.model} {self.key[:12]}"

@@ -1,15 +1,42 @@
-"""Money: the one formatter for dollars, used by pages, the CLI and the trace.
+"""Money, in one place: prices, upper estimates, budgets with reservations, and the one formatter.
 
-(Pricing, estimates, reservations and budgets gather here too: docs/runs.md.)
+Everything that decides or shows dollars asks this module (docs/runs.md, "Costs and budgets"):
+
+- `price_of(target)`: an operator's ModelPrice first, then LiteLLM's bundled map; None means unpriced.
+- `upper_estimate(...)` / `worst_next_call(...)`: what a run, or its next call, could cost at most.
+- `reserve(run, connection_id, estimate)`: the atomic budget check that also holds the estimate until
+  `settle(run)` replaces it with what the run really spent, however the run ends.
+- `run_budget(run, caps)`: what a run may still spend, after what its resume chain already spent.
+- `format_usd(value)`: how every page, the CLI and the trace write a dollar amount.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.db.models import QuerySet, Sum
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from providers import llm
+from providers.models import ModelPrice, ProviderConnection
+from providers.resolution import Target
+
+from .models import Mode, Run, UserBudget
+
+if TYPE_CHECKING:
+    from catalog.models import WorkflowVersion
 
 SMALLEST = Decimal("0.0001")
+CENT_FRACTION = Decimal("0.00000001")
+MILLION = Decimal(1_000_000)
 
 
+# -- display -----------------------------------------------------------------------------------------------
 def format_usd(value: Decimal | float | int | None, *, unpriced: bool = False, offline: bool = False) -> str:
     """ "$0.0052", "< $0.0001", "$12.50", "unpriced", "free (offline)" — never "$0.000000"."""
     if offline:
@@ -25,3 +52,205 @@ def format_usd(value: Decimal | float | int | None, *, unpriced: bool = False, o
         return f"${amount.quantize(Decimal('0.01'), ROUND_HALF_UP)}"
     # Four significant decimals are enough to tell small runs apart without a wall of zeros.
     return f"${amount.quantize(SMALLEST, ROUND_HALF_UP).normalize():f}"
+
+
+# -- prices ------------------------------------------------------------------------------------------------
+def price_of(target: Target) -> llm.Price | None:
+    """Per-token prices: an operator's ModelPrice first, then LiteLLM's bundled map. None: unpriced (or offline)."""
+    if target.is_offline:
+        return None
+    own = ModelPrice.objects.filter(model=target.model).first()
+    if own is not None:
+        return llm.Price(own.input_per_million / MILLION, own.output_per_million / MILLION)
+    return llm.map_price(target)
+
+
+# -- estimates ---------------------------------------------------------------------------------------------
+def estimate(
+    target: Target,
+    price: llm.Price | None,
+    steps: list[dict[str, Any]],
+    caps: dict[str, Any],
+    messages_for: Callable[[dict[str, Any]], list[dict[str, Any]]],
+    tool_defs_for: Callable[[dict[str, Any]], list[dict[str, Any]] | None],
+) -> Decimal | None:
+    """An upper estimate: each step's prompt tokens (counted with LiteLLM's tokenizer for the model) plus the
+    mode's max output tokens, and each allowed tool round re-sending the conversation with a full tool result.
+    `messages_for` must render a step with earlier outputs at their cap. None when the model is unpriced."""
+    from . import tools
+
+    if price is None:
+        return None
+    max_out = caps["max_output_tokens"]
+    total_in = total_out = 0
+    for step in steps:
+        defs = tool_defs_for(step)
+        prompt = llm.count_tokens(target, messages_for(step), defs)
+        rounds = 1 + (caps["max_tool_calls"] if defs else 0)
+        total_in += prompt * rounds + (tools.MAX_READ_CHARS // 4) * (rounds - 1) * rounds // 2
+        total_out += max_out * rounds
+    return price.cost(total_in, total_out).quantize(CENT_FRACTION)
+
+
+def worst_next_call(
+    target: Target, price: llm.Price, messages: list[dict[str, Any]], offer: list[dict[str, Any]] | None, max_out: int
+) -> Decimal:
+    return price.cost(llm.count_tokens(target, messages, offer), max_out)
+
+
+def upper_estimate(
+    target: Target,
+    price: llm.Price | None,
+    spec: dict[str, Any],
+    mode: str,
+    inputs: dict[str, Any],
+    skills: dict[str, Any],
+) -> Decimal | None:
+    """`estimate` for a spec in a mode: every earlier step's output counted at the mode's output cap."""
+    from . import prompts, tools
+
+    caps = spec["caps"][mode]
+    worst = prompts.StepOutputs({step["id"]: "word " * caps["max_output_tokens"] for step in spec["steps"]})
+    ctx = prompts.context(spec, inputs, worst, skills, mode)
+    return estimate(
+        target,
+        price,
+        spec["steps"],
+        caps,
+        lambda step: prompts.messages(step, ctx, skills),
+        lambda step: tools.definitions(step["tools"], skills) if step.get("tools") else None,
+    )
+
+
+def for_version(version: WorkflowVersion) -> list[dict[str, Any]]:
+    """A workflow page's estimates: [{model, test, full}] in dollars (None when unpriced) for each connected
+    provider's default model with the default inputs, cached for ten minutes per version and connections."""
+    from django.core.cache import cache
+
+    from providers.resolution import configured_connections
+
+    key = f"estimates:{version.pk}:" + ",".join(
+        f"{c.pk}:{c.updated_at.timestamp()}" for c in configured_connections().values()
+    )
+    found = cache.get(key)
+    if found is None:
+        found = _estimates_for(version)
+        cache.set(key, found, 600)
+    return found
+
+
+def _estimates_for(version: WorkflowVersion) -> list[dict[str, Any]]:
+    from catalog import inputs as run_inputs
+    from catalog.models import Skill
+    from providers.crypto import SecretUnreadable
+    from providers.resolution import ModelNotAvailable, configured_connections, target_for
+    from providers.ssrf import UnsafeURL
+
+    spec = version.spec
+    skills = {sv.skill.name: sv for sv in version.skills.select_related("skill")}
+    chosen = run_inputs.skill_input(spec["inputs"])
+    defaults = run_inputs.defaults(spec["inputs"])
+    if chosen:
+        skill = Skill.objects.select_related("latest").filter(name=defaults.get(chosen)).first()
+        if skill and skill.latest:
+            skills[skill.name] = skill.latest
+    rows = []
+    for provider, connection in configured_connections().items():
+        name = connection.default_model or f"{provider}/default"
+        try:
+            target = target_for(name, connection)
+        except (ModelNotAvailable, SecretUnreadable, UnsafeURL):  # no estimate for it, and no error page
+            continue
+        price = price_of(target)
+        row: dict[str, Any] = {"model": target.model}
+        for mode in (Mode.TEST, Mode.FULL):
+            row[mode] = upper_estimate(target, price, spec, mode, defaults, skills)
+        rows.append(row)
+    return rows
+
+
+# -- budgets and reservations ------------------------------------------------------------------------------
+def budget_of(run: Run, caps: dict[str, Any]) -> Decimal:
+    """A run's budget: the mode's cap, or less if the run was started with a lower one."""
+    cap = Decimal(str(caps["budget_usd"]))
+    return min(run.budget_usd, cap) if run.budget_usd is not None else cap
+
+
+def run_budget(run: Run, caps: dict[str, Any]) -> Decimal:
+    """What this run may still spend: its budget minus what the runs it resumes already spent."""
+    return budget_of(run, caps) - run.chain_spent_usd
+
+
+def chain_spent(run: Run) -> Decimal:
+    """What a run and every run it resumes spent, in total: a resume carries it into its own budget."""
+    return run.chain_spent_usd + run.cost_usd
+
+
+def _committed(runs: QuerySet[Run]) -> Decimal:
+    # A settled run counts what it spent; a run in flight counts at least the estimate it reserved.
+    total = runs.aggregate(total=Sum(Greatest("cost_usd", "reserved_usd")))["total"]
+    return Decimal(total or 0)
+
+
+def unpriced_refusal(model: str) -> str:
+    return (
+        f"Refused: {model} has no known price, so the dollar budget could not hold. An operator can set its price "
+        "in the admin (Providers, Model prices: per million tokens) or allow unpriced runs on its connection."
+    )
+
+
+def priced_fallbacks(targets: list[Target], prices: dict[str, llm.Price | None]) -> list[Target]:
+    """The fallbacks a budget can hold: priced ones, and unpriced ones only on connections an operator allowed
+    (a fallback must not be a way round the primary's unpriced refusal)."""
+    ids = [t.connection_id for t in targets if t.connection_id]
+    allowed = set(ProviderConnection.objects.filter(pk__in=ids, allow_unpriced=True).values_list("pk", flat=True))
+    return [t for t in targets if prices.get(t.model) is not None or t.connection_id in allowed]
+
+
+def reserve(run: Run, connection_id: int | None, estimate: Decimal | None) -> str | None:
+    """Check the user's daily and the connection's monthly budget against what is spent plus what runs still
+    in flight have reserved, and hold this run's estimate — atomically, so runs validating at the same moment
+    cannot all pass on the same money. Returns why the run is refused, or None.
+
+    The write lock is the budget rows' (select_for_update on PostgreSQL; SQLite's IMMEDIATE transactions
+    take the database write lock at BEGIN). A Validate run checks but holds nothing: it spends nothing more."""
+    connection = ProviderConnection.objects.filter(pk=connection_id).first() if connection_id else None
+    if estimate is None and connection is not None and not connection.allow_unpriced:
+        return unpriced_refusal(run.model_used or str(connection))
+    expected = estimate or Decimal(0)
+    held = Decimal(0) if run.mode == Mode.VALIDATE else expected
+    now = timezone.localtime()
+    others = Run.objects.exclude(pk=run.pk)
+    with transaction.atomic():
+        budget = UserBudget.objects.select_for_update().filter(user_id=run.user_id).first()
+        if connection is not None:
+            connection = ProviderConnection.objects.select_for_update().get(pk=connection.pk)
+        if budget is not None:
+            day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+            spent = _committed(others.filter(user_id=run.user_id, created_at__gte=day))
+            if spent + expected > budget.daily_usd:
+                return (
+                    f"Refused: your daily budget is {format_usd(budget.daily_usd)}; {format_usd(spent)} is spent "
+                    f"or held by runs in flight today, and this run could cost up to {format_usd(expected)}."
+                )
+        if connection is not None and connection.monthly_budget_usd is not None:
+            month = datetime(now.year, now.month, 1, tzinfo=now.tzinfo)
+            spent = _committed(others.filter(connection_id=connection.pk, created_at__gte=month))
+            if spent + expected > connection.monthly_budget_usd:
+                return (
+                    f"Refused: the monthly budget of the {connection} connection is "
+                    f"{format_usd(connection.monthly_budget_usd)}; {format_usd(spent)} is spent or held by runs "
+                    f"in flight this month, and this run could cost up to {format_usd(expected)}."
+                )
+        # The connection is written here too, so the next reservation on it counts this one.
+        Run.objects.filter(pk=run.pk).update(reserved_usd=held, connection_id=connection_id)
+    run.reserved_usd = held
+    return None
+
+
+def settle(run: Run | Any) -> None:
+    """Release a run's reservation: from now on it counts what it really spent. Safe to call twice."""
+    run_id = run.pk if isinstance(run, Run) else run
+    Run.objects.filter(pk=run_id).update(reserved_usd=0)
+    if isinstance(run, Run):
+        run.reserved_usd = Decimal(0)

@@ -29,7 +29,7 @@ from providers.ssrf import UnsafeURL
 from settings_app import audit
 from settings_app.models import AuditAction
 
-from . import budgets, cache, costs, progression, prompts, tools
+from . import cache, costs, money, progression, prompts, tools
 from .control import RunControl, Why
 from .dispatch import claim_one
 from .models import Artifact, Mode, Run, Status
@@ -101,8 +101,7 @@ class Executor:
         )
 
     def _budget(self) -> Decimal:
-        caps_budget = Decimal(str(self.caps["budget_usd"]))
-        return min(self.run.budget_usd, caps_budget) if self.run.budget_usd is not None else caps_budget
+        return money.run_budget(self.run, self.caps)
 
     def _context(self) -> dict[str, Any]:
         return prompts.context(self.spec, self.run.inputs, self.outputs, self.skills, self.run.mode)
@@ -123,6 +122,11 @@ class Executor:
         self.control.deadline = time.monotonic() + self.limit_seconds
         checks: list[dict[str, Any]] = []
         self.trace.validation = {"at": now_iso(), "checks": checks, "caps": self.caps}
+        from .services import refusal_before_start  # services imports this module
+
+        refusal = refusal_before_start(run)  # an operator may have switched it off while it was queued
+        if refusal:
+            raise RunStopped(Status.FAILED, refusal)
         try:
             run_inputs.validate(spec["inputs"], run.inputs)
         except run_inputs.InputError as exc:
@@ -143,6 +147,7 @@ class Executor:
         for target in self.targets:
             self.trace.hide(target.api_key)
             self.prices[target.model] = pricing.price_of(target)
+        self.targets = self.targets[:1] + money.priced_fallbacks(self.targets[1:], self.prices)
         self._check_connection(checks)
         primary = self.targets[0]
         checks.append(
@@ -160,9 +165,11 @@ class Executor:
         self._audit_use()
         if estimate is not None and estimate > budget:
             raise RunStopped(
-                Status.STOPPED, f"Refused: the estimated cost ${estimate:.6f} is above the budget ${budget:.6f}."
+                Status.STOPPED,
+                f"Refused: the estimated cost {money.format_usd(estimate)} is above the budget "
+                f"{money.format_usd(budget)}.",
             )
-        refusal = budgets.refusal(run, primary.connection_id, estimate)
+        refusal = money.reserve(run, primary.connection_id, estimate)
         if refusal:
             raise RunStopped(Status.STOPPED, refusal)
 
@@ -181,7 +188,9 @@ class Executor:
         return skills
 
     def _check_progression(self, checks: list[dict[str, Any]]) -> None:
-        reason = progression.full_run_blocker(self.run.workflow_version, self.run.inputs_hash, exclude=self.run.pk)
+        reason = progression.full_run_blocker(
+            self.run.workflow_version, self.run.inputs_hash, user=self.run.user, exclude=self.run.pk
+        )
         if reason and not progression.may_skip(self.run.user):
             raise RunStopped(Status.FAILED, reason)
         checks.append({"check": "progression", "ok": True, "skipped": bool(reason)})
@@ -263,8 +272,8 @@ class Executor:
     ) -> tuple[llm.LLMResult, Target]:
         max_tokens = self.caps["max_output_tokens"]
         key = cache.key(self.targets[0].model, messages, offer, max_tokens)
-        if self.spec.get("cache") or self.run.replay:
-            hit = cache.lookup(key)
+        if self.run.replay:  # only a Replay reads the cache; the spec's `cache` decides what is stored
+            hit = cache.lookup(key, prefer_run=self.run.replay_of_id)
             call["cache_hit"] = hit is not None
             if hit is not None:
                 return hit, self.targets[0]
@@ -293,7 +302,7 @@ class Executor:
             detail = f" The last attempt failed: {stop.last.message}" if stop.last else ""
             raise self._stopped(stop.why, detail) from None
         if self.spec.get("cache") and target is self.targets[0]:
-            cache.store(key, target.model, result)
+            cache.store(key, target.model, result, run=self.run.pk)
         return result, target
 
     def _count_cut_short(self, call: dict[str, Any]) -> Callable[[llm.LLMResult, Target], None]:
@@ -340,8 +349,8 @@ class Executor:
             )
             raise RunStopped(
                 Status.STOPPED,
-                f"Stopped at the budget: ${self.run.cost_usd:.6f} spent, and the next call could cost up to "
-                f"${worst:.6f}, above the ${budget:.6f} budget.",
+                f"Stopped at the budget: {money.format_usd(self.run.cost_usd)} spent, and the next call could cost "
+                f"up to {money.format_usd(worst)}, above the {money.format_usd(budget)} budget.",
             )
 
     def _record(self, call: dict[str, Any], result: llm.LLMResult, target: Target) -> None:
@@ -385,7 +394,7 @@ class Executor:
         try:
             self.validate()
             if run.mode == Mode.VALIDATE:
-                cost = "unpriced" if run.estimated_cost_usd is None else f"${run.estimated_cost_usd:.6f}"
+                cost = money.format_usd(run.estimated_cost_usd, offline=self.targets[0].is_offline)
                 status, reason = Status.SUCCEEDED, f"Validation passed with {run.model_used}; estimated cost {cost}."
             else:
                 self.run_steps()
@@ -408,6 +417,7 @@ class Executor:
             self._finish(status, reason)
 
     def _finish(self, status: Status, reason: str) -> None:
+        money.settle(self.run)  # first: no more calls, so what it spent is final, whatever fails below
         if self.control.why == Why.LOST:
             self.say("stopped: another worker ended this run")
             return  # recovery already wrote its final status and trace note; a lost run never turns "succeeded"

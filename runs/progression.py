@@ -1,4 +1,5 @@
-"""The Validate → Test → Full rule: a full run needs a passed test run of the same version and inputs."""
+"""The Validate → Test → Full rule: a full run needs the same user's passed test run of the same version and
+inputs. Someone else's test run unlocks nothing: each person sees their own run's output before paying more."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from catalog.models import WorkflowVersion
 from .models import Mode, Run, Status
 
 
-def full_run_blocker(version: WorkflowVersion, inputs_hash: str, *, exclude: Any = None) -> str | None:
-    """Why a full run is locked, or None when a matching test run passed within the window."""
+def full_run_blocker(version: WorkflowVersion, inputs_hash: str, *, user: Any, exclude: Any = None) -> str | None:
+    """Why `user`'s full run is locked, or None when their own matching test run passed within the window."""
     since = timezone.now() - timedelta(hours=settings.FULL_RUN_WINDOW_HOURS)
     passed = Run.objects.filter(
+        user=user,
         workflow_version=version,
         inputs_hash=inputs_hash,
         mode=Mode.TEST,
@@ -29,7 +31,7 @@ def full_run_blocker(version: WorkflowVersion, inputs_hash: str, *, exclude: Any
     days = settings.FULL_RUN_WINDOW_HOURS / 24
     window = f"{days:g} days" if days >= 1 else f"{settings.FULL_RUN_WINDOW_HOURS} hours"
     return (
-        "A full run needs a passed test run of this workflow version with the same inputs "
+        "A full run needs a passed test run of your own of this workflow version with the same inputs "
         f"in the last {window}. Run a test first."
     )
 

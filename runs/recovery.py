@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from . import money
 from .models import Artifact, Run, Status
 from .trace import FORMAT, now_iso
 
@@ -26,6 +27,7 @@ def recover_stale_runs(stale_seconds: int | None = None) -> list[str]:
             status=Status.FAILED, reason=LOST, finished_at=timezone.now(), current_step=""
         )
         if changed:
+            money.settle(run_id)  # what it spent stays counted; what it still held is released
             _note_in_trace(run_id)
             recovered.append(str(run_id))
     if recovered:

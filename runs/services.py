@@ -17,7 +17,7 @@ from providers.resolution import split_model
 from settings_app import audit
 from settings_app.models import AuditAction
 
-from . import dispatch, pipeline, progression
+from . import dispatch, money, pipeline, progression
 from .models import FINISHED, Mode, Run, Status
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,19 @@ class QueueFull(RunRefused):
 
 class FullRunLocked(RunRefused):
     """No passed test run with these inputs yet (HTTP 409 in the API)."""
+
+
+DISABLED = "This workflow is disabled by an operator: it cannot run, resume, rerun or replay until it is enabled."
+
+
+def _switched_off(version: WorkflowVersion) -> bool:
+    return not version.workflow.enabled
+
+
+def refusal_before_start(run: Run) -> str | None:
+    """Why a queued run must not start now that a worker claims it (an operator disabled it meanwhile), or None."""
+    version = WorkflowVersion.objects.select_related("workflow").get(pk=run.workflow_version_id)
+    return DISABLED if _switched_off(version) else None
 
 
 def enqueue(run: Run) -> None:
@@ -76,12 +89,14 @@ def start_run(
     skip_progression: bool = False,
     queue: bool = True,
     replay: bool = False,
+    replay_of: Run | None = None,
 ) -> Run:
-    """Check and create a queued run. Raises InputError for bad inputs, RunRefused for refusals."""
+    """Check and create a queued run. Raises InputError for bad inputs, RunRefused for refusals.
+    A replay (`replay`, best with `replay_of`: the run whose answers it reuses) reads the response cache."""
     if mode not in Mode.values:
         raise RunRefused(f"Unknown mode '{mode}': use validate, test or full.")
-    if not workflow_version.workflow.enabled:
-        raise RunRefused("This workflow is disabled by an operator.")
+    if _switched_off(workflow_version):
+        raise RunRefused(DISABLED)
     for name in models or []:
         split_model(name)
     clean = run_inputs.validate(workflow_version.input_schema, inputs)
@@ -91,7 +106,7 @@ def start_run(
         raise RunRefused(f"A budget can only be lowered: this workflow allows at most ${caps_budget} for a {mode} run.")
     skipped = False
     if mode == Mode.FULL:
-        blocker = progression.full_run_blocker(workflow_version, digest)
+        blocker = progression.full_run_blocker(workflow_version, digest, user=user)
         if blocker:
             if not (skip_progression and progression.may_skip(user)):
                 raise FullRunLocked(blocker)
@@ -107,7 +122,8 @@ def start_run(
             inputs_hash=digest,
             requested_models=list(models or []),
             budget_usd=budget_usd,
-            replay=replay,
+            replay=replay or replay_of is not None,
+            replay_of=replay_of,
             steps_total=0 if mode == Mode.VALIDATE else len(workflow_version.spec["steps"]),
         )
         if skipped:
@@ -121,9 +137,19 @@ RESUMABLE = (Status.FAILED, Status.CANCELLED, Status.STOPPED)
 
 
 def resume_run(run: Run, *, queue: bool = True) -> Run:
-    """A new run that continues from the first unfinished step: finished steps' outputs are reused, not paid."""
+    """A new run that continues from the first unfinished step: finished steps' outputs are reused, not paid,
+    and what the chain already spent counts against the resumed run's budget (no fresh budget by resuming)."""
     if run.status not in RESUMABLE or run.mode == Mode.VALIDATE:
         raise RunRefused("Only a failed, cancelled or stopped test or full run can be resumed.")
+    if _switched_off(run.workflow_version):
+        raise RunRefused(DISABLED)
+    spent = money.chain_spent(run)
+    budget = money.budget_of(run, run.workflow_version.caps(run.mode))
+    if spent >= budget:
+        raise RunRefused(
+            f"This run and the runs it resumes already spent {money.format_usd(spent)} of its "
+            f"{money.format_usd(budget)} budget, so it cannot be resumed into a fresh one: start a new run instead."
+        )
     done = dict(run.step_outputs or {})
     with transaction.atomic():
         _check_fair_use(run.user)
@@ -136,10 +162,10 @@ def resume_run(run: Run, *, queue: bool = True) -> Run:
             requested_models=run.requested_models,
             budget_usd=run.budget_usd,
             resumed_from=run,
+            chain_spent_usd=spent,
             step_outputs=done,
             steps_done=len(done),
-            steps_total=run.steps_total,
-            replay=run.replay,
+            steps_total=run.steps_total,  # a resume asks the model, even when it continues a replay
         )
         if queue:
             enqueue(resumed)
@@ -147,7 +173,8 @@ def resume_run(run: Run, *, queue: bool = True) -> Run:
 
 
 def rerun(run: Run, *, user: Any, replay: bool = False, queue: bool = True) -> Run:
-    """A new run with the same version, inputs and models; `replay` reuses cached responses at no cost."""
+    """A new run with the same version, inputs and models. A Rerun asks the model afresh; a Replay reuses the
+    answers `run` stored (or, for a replay of a replay, those of the run it replayed) at no cost."""
     return start_run(
         workflow_version=run.workflow_version,
         user=user,
@@ -156,7 +183,7 @@ def rerun(run: Run, *, user: Any, replay: bool = False, queue: bool = True) -> R
         models=run.requested_models,
         budget_usd=run.budget_usd,
         queue=queue,
-        replay=replay,
+        replay_of=(run.replay_of or run) if replay else None,
     )
 
 

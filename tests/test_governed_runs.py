@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from providers import services as provider_services
 from providers.models import ModelPrice, ProviderConnection
-from runs import costs, pipeline, recovery, services
+from runs import money, pipeline, recovery, services
 from runs.models import Mode, Run, Status, UserBudget
 from runs.retention import purge_runs
 from settings_app.models import AuditEvent
@@ -73,7 +73,7 @@ def test_a_tiny_budget_never_ends_succeeded_and_calls_nothing_but_the_check(cata
 
 
 def test_the_budget_stops_a_run_mid_way_and_keeps_what_it_made(catalog, alice, openai, monkeypatch):
-    monkeypatch.setattr(costs, "estimate", lambda *a, **k: Decimal("0"))  # let validation pass
+    monkeypatch.setattr(money, "estimate", lambda *a, **k: Decimal("0"))  # let validation pass
     openai.push({}, {"content": "word " * 3000})  # the check, then a long outline that makes step 2 dear
     # Step 1's worst case (~1,000 prompt + 600 output tokens at gpt-4o-mini prices) fits; step 2's does not.
     run = run_now(catalog, alice, models=["openai/gpt-4o-mini"], budget_usd=Decimal("0.0007"))

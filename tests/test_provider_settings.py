@@ -83,7 +83,7 @@ def test_editing_without_a_key_keeps_the_stored_key(operator):
             {"provider": "openai_compatible", "api_key": "", "default_model": "openai_compatible/llama3.2"},
             "needs its base URL",
         ),
-        ({"default_model": "anthropic/claude-3-5-haiku-latest"}, "Choose a model of the selected provider"),
+        ({"default_model": "anthropic/claude-haiku-4-5-20251001"}, "Choose a model of the selected provider"),
         ({"api_base": "http://169.254.169.254/latest/"}, "never allowed"),
         ({"api_base": "http://127.0.0.1:11434/v1"}, "an operator must allow private networks"),
     ],

@@ -90,7 +90,7 @@ def test_bad_requests_exit_non_zero_with_one_clear_line_and_no_run(catalog, args
 
 
 def test_a_model_without_a_connection_ends_failed_with_exit_1(catalog):
-    code, out, _ = runworkflow("learn-agentic-ai", "--model", "anthropic/claude-3-5-haiku-latest", "--json")
+    code, out, _ = runworkflow("learn-agentic-ai", "--model", "anthropic/claude-haiku-4-5-20251001", "--json")
     assert code == 1
     result = json.loads(out.strip().splitlines()[-1])
     assert result["status"] == "failed"

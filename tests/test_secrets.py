@@ -126,9 +126,9 @@ def test_the_first_model_failing_ends_succeeded_through_the_second(catalog, open
         monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-" + "k" * 40)
         monkeypatch.setenv("ANTHROPIC_API_BASE", claude.base_url)
         openai_env.push(*[{"status": 503}] * 50)
-        result = runworkflow("--model", "openai/gpt-4o-mini", "--model", "anthropic/claude-3-5-haiku-latest")
+        result = runworkflow("--model", "openai/gpt-4o-mini", "--model", "anthropic/claude-haiku-4-5-20251001")
     assert result["status"] == "succeeded", result["reason"]
-    assert result["model"] == "anthropic/claude-3-5-haiku-latest"
+    assert result["model"] == "anthropic/claude-haiku-4-5-20251001"
     assert claude.requests
 
 

@@ -16,6 +16,12 @@ A request with "stream": true is answered with server-sent events, one chunk per
 flavour), tool calls included. `default` is the entry used when the script is empty (e.g. {"delay": 2} for a
 provider that always takes 2 s). Each request records its arrival (`at`) and, when streamed, when its first
 chunk was written (`first_chunk_at`), both as time.time() values.
+
+Usage (token counts) is a constant 100 prompt / 50 completion tokens by default. Opt in to measured usage
+with `FakeLLM(usage="measured")` (see the "Measured usage" section below): prompt tokens are counted from the
+request the server really received (its messages and tools, with LiteLLM's tokenizer for the model, as a
+provider counts its own), completion tokens from the answer sent; `fill=True` makes every plain answer as long
+as the request's max_tokens allows, the worst case a budget must hold.
 """
 
 from __future__ import annotations
@@ -31,8 +37,12 @@ from typing import Any
 
 
 class FakeLLM:
-    def __init__(self, flavour: str = "openai") -> None:
+    def __init__(self, flavour: str = "openai", *, usage: str = "fixed", fill: bool = False) -> None:
+        if usage not in ("fixed", "measured"):
+            raise ValueError("usage is 'fixed' or 'measured'")
         self.flavour = flavour
+        self.usage = usage
+        self.fill = fill
         self.script: list[dict[str, Any]] = []
         self.requests: list[dict[str, Any]] = []
         self.default: dict[str, Any] = {}
@@ -186,7 +196,7 @@ class FakeLLM:
     def openai_answer(self, body: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
         message: dict[str, Any] = {
             "role": "assistant",
-            "content": entry.get("content", f"Fake answer to: {self._last_user(body)[:80]}"),
+            "content": entry.get("content", self._plain_answer(body, "Fake answer to: ")),
         }
         finish = "stop"
         if "tool_call" in entry:
@@ -209,12 +219,12 @@ class FakeLLM:
             "created": int(time.time()),
             "model": body.get("model", "fake"),
             "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150},
+            "usage": self._openai_usage(body, message),
         }
 
     def anthropic_answer(self, body: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
         content: list[dict[str, Any]] = [
-            {"type": "text", "text": entry.get("content", f"Fake Claude answer to: {self._last_user(body)[:80]}")}
+            {"type": "text", "text": entry.get("content", self._plain_answer(body, "Fake Claude answer to: "))}
         ]
         stop = "end_turn"
         if "tool_call" in entry:
@@ -235,8 +245,40 @@ class FakeLLM:
             "model": body.get("model", "claude-fake"),
             "content": content,
             "stop_reason": stop,
-            "usage": {"input_tokens": 100, "output_tokens": 50},
+            "usage": self._anthropic_usage(body, content),
         }
+
+    # -- Measured usage (opt-in: usage="measured", fill=True) -------------------------------------------------
+    def _plain_answer(self, body: dict[str, Any], prefix: str) -> str:
+        if self.fill:  # one token per word: exactly as long as max_tokens allows
+            return " ".join(["word"] * int(body.get("max_tokens") or 16))
+        return f"{prefix}{self._last_user(body)[:80]}"
+
+    @staticmethod
+    def _count(body: dict[str, Any], *, messages: list[dict[str, Any]] | None = None, text: str = "") -> int:
+        from providers.llm import lib
+
+        model = str(body.get("model") or "gpt-4o-mini")
+        if messages is not None:
+            return int(lib().token_counter(model=model, messages=messages, tools=body.get("tools") or None))
+        return int(lib().token_counter(model=model, text=text, count_response_tokens=True)) if text else 0
+
+    def _openai_usage(self, body: dict[str, Any], message: dict[str, Any]) -> dict[str, int]:
+        if self.usage == "fixed":
+            return {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150}
+        answer = message.get("content") or json.dumps(message.get("tool_calls") or [])
+        prompt = self._count(body, messages=body.get("messages", []))
+        completion = min(int(body.get("max_tokens") or 1 << 30), self._count(body, text=answer))
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+    def _anthropic_usage(self, body: dict[str, Any], content: list[dict[str, Any]]) -> dict[str, int]:
+        if self.usage == "fixed":
+            return {"input_tokens": 100, "output_tokens": 50}
+        system = body.get("system")
+        messages = ([{"role": "system", "content": json.dumps(system)}] if system else []) + body.get("messages", [])
+        answer = json.dumps(content)
+        completion = min(int(body.get("max_tokens") or 1 << 30), self._count(body, text=answer))
+        return {"input_tokens": self._count(body, messages=messages), "output_tokens": completion}
 
 
 def _words(text: str) -> list[str]:
@@ -305,8 +347,8 @@ def sse_anthropic(answer: dict[str, Any]) -> list[bytes]:
 
 
 @contextmanager
-def fake_llm(flavour: str = "openai") -> Iterator[FakeLLM]:
-    server = FakeLLM(flavour).start()
+def fake_llm(flavour: str = "openai", **options: Any) -> Iterator[FakeLLM]:
+    server = FakeLLM(flavour, **options).start()
     try:
         yield server
     finally:

@@ -72,3 +72,36 @@ def wait_for(condition: Callable[[], Any], timeout: float, interval: float = 0.1
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+
+
+def race(function: str, calls: list[dict[str, Any]], go_file: Path, timeout: float = 120) -> list[Any]:
+    """Call `function` (a dotted path) once per keyword set, each in its own OS process, all released at one
+    moment (when `go_file` appears); returns their JSON results in order. See tests/support/racer.py."""
+    import json
+
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.support.racer", str(go_file), function, json.dumps(kwargs)],
+            cwd=ROOT,
+            env=subprocess_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for kwargs in calls
+    ]
+
+    def ready() -> bool:
+        failed = [p for p in processes if p.poll() not in (None, 0)]
+        if failed:
+            raise AssertionError(f"a racer failed: {failed[0].communicate()[1].decode()[-2000:]}")
+        return len(list(go_file.parent.glob(f"{go_file.name}.ready.*"))) == len(processes)
+
+    wait_for(ready, timeout, interval=0.05, message="every racer to be set up and connected")
+    go_file.touch()
+    results = []
+    for process in processes:
+        out, err = process.communicate(timeout=timeout)
+        if process.returncode != 0:
+            raise AssertionError(f"a racer failed: {err.decode()[-2000:]}")
+        results.append(json.loads(out.decode().strip().splitlines()[-1]))
+    return results

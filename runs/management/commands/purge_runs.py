@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from runs.retention import parse_age, purge_runs
+from runs.retention import parse_age, purge
 
 
 class Command(BaseCommand):
@@ -16,6 +16,10 @@ class Command(BaseCommand):
             age = parse_age(options["older_than"])
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        count = purge_runs(age, dry_run=options["dry_run"])
+        result = purge(age, dry_run=options["dry_run"])
         verb = "Would delete" if options["dry_run"] else "Deleted"
-        self.stdout.write(f"{verb} {count} run(s) older than {options['older_than']}.")
+        self.stdout.write(f"{verb} {result.runs} run(s) older than {options['older_than']}.")
+        if result.not_deleted:  # never silently: each file that stayed, then a non-zero exit
+            for line in result.not_deleted:
+                self.stderr.write(f"Could not delete {line}")
+            raise CommandError(f"{len(result.not_deleted)} file(s) could not be deleted; see above.")

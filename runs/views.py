@@ -8,7 +8,6 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -19,8 +18,10 @@ from . import actions
 from .access import get_run_for_user, visible_runs
 from .forms import HistoryFilter
 from .models import Artifact, Mode, Run
+from .paging import page_of
 from .rendering import markdown_to_html
 from .services import RunRefused, request_cancel, rerun, resume_run, start_run
+from .usage import rollup_for
 from .usage import summary as usage_summary
 
 MAX_PREVIEW_BYTES = 512 * 1024
@@ -74,15 +75,17 @@ def status(request: HttpRequest, run_id: str) -> HttpResponse:
 
 def history(request: HttpRequest) -> HttpResponse:
     form = HistoryFilter(request.GET or None)
-    runs = form.apply(visible_runs(request.user)).order_by("-created_at")
-    page = Paginator(runs, 25).get_page(request.GET.get("page"))
+    page = page_of(
+        form.apply(visible_runs(request.user)), before=request.GET.get("before"), after=request.GET.get("after")
+    )
     query = request.GET.copy()
-    query.pop("page", None)
+    for name in ("before", "after", "page"):
+        query.pop(name, None)
     return render(request, "runs/history.html", {"page": page, "form": form, "query": query.urlencode()})
 
 
 def usage(request: HttpRequest) -> HttpResponse:
-    return render(request, "runs/usage.html", usage_summary(visible_runs(request.user), request.user))
+    return render(request, "runs/usage.html", usage_summary(rollup_for(request.user), request.user))
 
 
 def download_all(request: HttpRequest, run_id: str) -> HttpResponse:

@@ -149,14 +149,10 @@ class UserBudget(models.Model):
         return f"{self.user}: ${self.daily_usd}/day"
 
 
-class UsageDay(models.Model):
-    """The usage rollup: finished runs summed per day x user x workflow x model, for the usage page.
-
-    Added to by runs.usage.record_finished when a run finishes; runs.usage.rebuild recomputes it from the runs.
-    """
+class UsageCounts(models.Model):
+    """What the usage rollups sum per row."""
 
     day = models.DateField()
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     workflow = models.ForeignKey("catalog.Workflow", on_delete=models.CASCADE, related_name="+")
     model = models.CharField(max_length=160, blank=True, help_text="The model used; empty when no call was made.")
     runs = models.PositiveIntegerField(default=0)
@@ -166,6 +162,18 @@ class UsageDay(models.Model):
     completion_tokens = models.BigIntegerField(default=0)
 
     class Meta:
+        abstract = True
+
+
+class UsageDay(UsageCounts):
+    """The usage rollup: finished runs summed per day x user x workflow x model (a student's usage page).
+
+    Added to by runs.usage.record_finished when a run finishes; runs.usage.rebuild recomputes it from the runs.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
         constraints = [
             models.UniqueConstraint(fields=["day", "user", "workflow", "model"], name="unique_usage_day"),
         ]
@@ -173,6 +181,17 @@ class UsageDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.user_id} {self.workflow_id} {self.model}: {self.runs} runs"
+
+
+class UsageDayTotal(UsageCounts):
+    """The same sums over all users, per day x workflow x model (the operators' usage page): a few thousand
+    rows a month, however many students and runs."""
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "workflow", "model"], name="unique_usage_day_total")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.workflow_id} {self.model}: {self.runs} runs"
 
 
 class CostEstimate(models.Model):

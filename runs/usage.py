@@ -1,7 +1,8 @@
 """Spend and tokens per day, per workflow and per provider, for the usage page (server-rendered SVG bars).
 
-The page reads the UsageDay rollup (a few hundred rows a day at most), never the runs: a run is added to it
-once, by `record_finished`, when it ends; `rebuild` recomputes the whole rollup from the runs (scheduled daily
+The page reads the rollups, never the runs: UsageDay (per day x user x workflow x model) for a student,
+UsageDayTotal (per day x workflow x model) for an operator. A run is added to both once, by
+`record_finished`, when it ends; `rebuild` recomputes the whole rollup from the runs (scheduled daily
 and `manage.py rebuild_usage`), so a run that ended without the hook (deleted, recovered) is caught up.
 """
 
@@ -17,7 +18,7 @@ from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from .models import FINISHED, Run, UsageDay, UserBudget
+from .models import FINISHED, Run, UsageCounts, UsageDay, UsageDayTotal, UserBudget
 
 CHART_HEIGHT = 120
 BATCH = 2000
@@ -35,85 +36,97 @@ class Bar:
     height: int = 0
 
 
+def _add(rollup: type[UsageCounts], key: dict[str, Any], run: dict[str, Any]) -> None:
+    """Add one run's figures to the rollup row `key`, creating it when it is the first."""
+    add = {
+        "runs": F("runs") + 1,
+        "unpriced_runs": F("unpriced_runs") + int(run["cost_unpriced"]),
+        "cost_usd": F("cost_usd") + run["cost_usd"],
+        "prompt_tokens": F("prompt_tokens") + run["prompt_tokens"],
+        "completion_tokens": F("completion_tokens") + run["completion_tokens"],
+    }
+    if rollup.objects.filter(**key).update(**add):  # type: ignore[attr-defined]
+        return
+    try:
+        with transaction.atomic():  # a savepoint: another process may create the row first
+            rollup.objects.create(  # type: ignore[attr-defined]
+                **key,
+                runs=1,
+                unpriced_runs=int(run["cost_unpriced"]),
+                cost_usd=run["cost_usd"],
+                prompt_tokens=run["prompt_tokens"],
+                completion_tokens=run["completion_tokens"],
+            )
+    except IntegrityError:
+        rollup.objects.filter(**key).update(**add)  # type: ignore[attr-defined]
+
+
+_RUN_FIGURES = (
+    "created_at", "user_id", "workflow_version__workflow_id", "model_used", "cost_usd", "cost_unpriced",
+    "prompt_tokens", "completion_tokens",
+)  # fmt: skip
+
+
 def record_finished(run: Run) -> bool:
-    """Add a finished run to the rollup, once: the run row is claimed (usage_recorded False -> True) in the
-    same transaction as the addition, so a second call (a re-delivered task, a retry) adds nothing.
+    """Add a finished run to the rollups, once: the run row is claimed (usage_recorded False -> True) in the
+    same transaction as the additions, so a second call (a re-delivered task, a retry) adds nothing.
     Returns whether it was added."""
     with transaction.atomic():
         claimed = Run.objects.filter(pk=run.pk, status__in=FINISHED, usage_recorded=False).update(usage_recorded=True)
         if not claimed:
             return False
-        row = (
-            Run.objects.filter(pk=run.pk)
-            .values("created_at", "user_id", "workflow_version__workflow_id", "model_used")
-            .annotate(cost=F("cost_usd"), unpriced=F("cost_unpriced"), p=F("prompt_tokens"), c=F("completion_tokens"))
-            .get()
-        )
+        row = Run.objects.filter(pk=run.pk).values(*_RUN_FIGURES).get()
         key = {
             "day": timezone.localdate(row["created_at"]),
-            "user_id": row["user_id"],
             "workflow_id": row["workflow_version__workflow_id"],
             "model": row["model_used"],
         }
-        add = {
-            "runs": F("runs") + 1,
-            "unpriced_runs": F("unpriced_runs") + int(row["unpriced"]),
-            "cost_usd": F("cost_usd") + row["cost"],
-            "prompt_tokens": F("prompt_tokens") + row["p"],
-            "completion_tokens": F("completion_tokens") + row["c"],
-        }
-        if not UsageDay.objects.filter(**key).update(**add):
-            try:
-                with transaction.atomic():  # a savepoint: another process may create the row first
-                    UsageDay.objects.create(
-                        **key,
-                        runs=1,
-                        unpriced_runs=int(row["unpriced"]),
-                        cost_usd=row["cost"],
-                        prompt_tokens=row["p"],
-                        completion_tokens=row["c"],
-                    )
-            except IntegrityError:
-                UsageDay.objects.filter(**key).update(**add)
+        _add(UsageDay, {**key, "user_id": row["user_id"]}, row)
+        _add(UsageDayTotal, key, row)
     return True
 
 
+_SUMS = {
+    "n": Count("pk"),
+    "unpriced": Count("pk", filter=Q(cost_unpriced=True)),
+    "cost": Sum("cost_usd"),
+    "p": Sum("prompt_tokens"),
+    "c": Sum("completion_tokens"),
+}
+
+
+def _rows(rollup: type[UsageCounts], groups: QuerySet[Run], extra: tuple[str, ...]) -> list[UsageCounts]:
+    return [
+        rollup(
+            day=g["day"],
+            workflow_id=g["workflow_version__workflow_id"],
+            model=g["model_used"],
+            runs=g["n"],
+            unpriced_runs=g["unpriced"],
+            cost_usd=g["cost"] or 0,
+            prompt_tokens=g["p"] or 0,
+            completion_tokens=g["c"] or 0,
+            **{name: g[name] for name in extra},
+        )
+        for g in groups.values("day", "workflow_version__workflow_id", "model_used", *extra)
+        .annotate(**_SUMS)
+        .iterator(chunk_size=BATCH)
+    ]
+
+
 def rebuild() -> int:
-    """Recompute the rollup from the finished runs; returns the number of rollup rows."""
+    """Recompute the rollups from the finished runs; returns the number of per-user rows."""
     with transaction.atomic():
         # Claim first, then sum what was claimed: a run finishing meanwhile is either in this sum or added
         # by its own record_finished afterwards, never both.
         Run.objects.filter(status__in=FINISHED, usage_recorded=False).update(usage_recorded=True)
         UsageDay.objects.all().delete()
-        groups = (
-            Run.objects.filter(usage_recorded=True)
-            .order_by()
-            .annotate(day=TruncDate("created_at"))
-            .values("day", "user_id", "workflow_version__workflow_id", "model_used")
-            .annotate(
-                n=Count("pk"),
-                unpriced=Count("pk", filter=Q(cost_unpriced=True)),
-                cost=Sum("cost_usd"),
-                p=Sum("prompt_tokens"),
-                c=Sum("completion_tokens"),
-            )
-        )
-        rows = [
-            UsageDay(
-                day=g["day"],
-                user_id=g["user_id"],
-                workflow_id=g["workflow_version__workflow_id"],
-                model=g["model_used"],
-                runs=g["n"],
-                unpriced_runs=g["unpriced"],
-                cost_usd=g["cost"] or 0,
-                prompt_tokens=g["p"] or 0,
-                completion_tokens=g["c"] or 0,
-            )
-            for g in groups.iterator(chunk_size=BATCH)
-        ]
-        UsageDay.objects.bulk_create(rows, batch_size=BATCH)
-    return len(rows)
+        UsageDayTotal.objects.all().delete()
+        claimed = Run.objects.filter(usage_recorded=True).order_by().annotate(day=TruncDate("created_at"))
+        per_user = _rows(UsageDay, claimed, ("user_id",))
+        UsageDay.objects.bulk_create(per_user, batch_size=BATCH)  # type: ignore[arg-type]
+        UsageDayTotal.objects.bulk_create(_rows(UsageDayTotal, claimed, ()), batch_size=BATCH)  # type: ignore[arg-type]
+    return len(per_user)
 
 
 def _scale(bars: list[Bar], width: int, by_tokens: bool) -> list[Bar]:
@@ -146,13 +159,15 @@ def _bar(label: str, row: dict[str, Any]) -> Bar:
     )
 
 
-def rollup_for(user: Any) -> QuerySet[UsageDay]:
-    """The rollup rows a user may see: everyone's for operators (who can view all runs), else their own."""
-    rows = UsageDay.objects.order_by()
-    return rows if user.has_perm("runs.view_run") else rows.filter(user=user)
+def rollup_for(user: Any) -> QuerySet[Any]:
+    """The rollup rows a user may see: the all-users totals for operators (who can view all runs), else
+    their own rows."""
+    if user.has_perm("runs.view_run"):
+        return UsageDayTotal.objects.order_by()
+    return UsageDay.objects.order_by().filter(user=user)
 
 
-def summary(rows: QuerySet[UsageDay], user: Any, days: int = 30) -> dict[str, Any]:
+def summary(rows: QuerySet[Any], user: Any, days: int = 30) -> dict[str, Any]:
     """The usage page's figures over the last `days` days (today included), in five queries."""
     today = timezone.localdate()
     recent = rows.filter(day__gt=today - timedelta(days=days))

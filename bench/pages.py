@@ -407,7 +407,7 @@ def main(quick: bool) -> str:
         "(`bench/pages.py`). The baseline is the login redirect (an anonymous GET of `/`), measured in the "
         "same run. Targets at 20 clients: p95 ≤ 2x the redirect's and ≤ 150 ms; partials ≤ 1.5x.",
     ]
-    for backend in ("sqlite", "postgresql"):
+    for backend in os.environ.get("BENCH_PAGES_BACKENDS", "sqlite,postgresql").split(","):
         try:
             parts += ["", _table(_measure(backend, quick))]
         except Exception as exc:  # one backend failing still reports the other

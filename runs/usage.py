@@ -18,6 +18,7 @@ from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from .money import format_usd
 from .models import FINISHED, Run, UsageCounts, UsageDay, UsageDayTotal, UserBudget
 
 CHART_HEIGHT = 120
@@ -34,6 +35,15 @@ class Bar:
     x: int = 0
     y: int = 0
     height: int = 0
+
+    @property
+    def cost_text(self) -> str:
+        """"$0.25", "unpriced" or "$0.25 + 2 unpriced" (computed here: an include per bar cost more than the
+        rest of the page)."""
+        if self.unpriced == self.runs:
+            return "unpriced"
+        text = format_usd(self.cost)
+        return f"{text} + {self.unpriced} unpriced" if self.unpriced else text
 
 
 def _add(rollup: type[UsageCounts], key: dict[str, Any], run: dict[str, Any]) -> None:

@@ -18,8 +18,8 @@ from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from .money import format_usd
 from .models import FINISHED, Run, UsageCounts, UsageDay, UsageDayTotal, UserBudget
+from .money import format_usd
 
 CHART_HEIGHT = 120
 BATCH = 2000
@@ -38,7 +38,7 @@ class Bar:
 
     @property
     def cost_text(self) -> str:
-        """"$0.25", "unpriced" or "$0.25 + 2 unpriced" (computed here: an include per bar cost more than the
+        """ "$0.25", "unpriced" or "$0.25 + 2 unpriced" (computed here: an include per bar cost more than the
         rest of the page)."""
         if self.unpriced == self.runs:
             return "unpriced"

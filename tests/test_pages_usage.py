@@ -192,3 +192,36 @@ def test_a_student_sees_only_their_own_usage_and_an_operator_everyones(client, o
     assert "$0.5 and" in client.get(reverse("runs:usage")).content.decode()
     client.force_login(operator)
     assert "$0.75 and" in client.get(reverse("runs:usage")).content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runs_finishing_at_once_on_separate_connections_are_all_counted(catalog):
+    import threading
+
+    from django.db import connection
+
+    students = [UserFactory(username=f"s{i}") for i in range(2)]
+    runs = [
+        RunFactory(user=students[i % 2], workflow_version=catalog.latest_version, status=Status.SUCCEEDED, cost_usd=1)
+        for i in range(8)
+    ]
+    start, errors = threading.Barrier(len(runs)), []
+
+    def finish(run: Run) -> None:
+        try:
+            start.wait()
+            usage.record_finished(run)
+            usage.record_finished(run)  # a re-delivery on the same connection
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=finish, args=(run,)) for run in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(UsageDay.objects.values_list("runs", flat=True)) == [4, 4]
+    assert UsageDayTotal.objects.get().runs == 8 and UsageDayTotal.objects.get().cost_usd == 8

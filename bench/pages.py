@@ -5,6 +5,8 @@ with scripts/entrypoint.sh, seeds realistic runs (users, workflows, 30 days, sta
 serves the app with `scripts/entrypoint.sh web` (gunicorn exactly as deployed), and times each page at 1
 and 20 clients against the login redirect (the cheapest Django answer) measured in the same run. It reports
 the web workers' RSS at idle. The load is a bounded loop of keep-alive HTTP requests to 127.0.0.1 only.
+`--quick` (a smoke for CI, about a minute) seeds 3,000 runs and serves SQLite only; BENCH_PAGES_BACKENDS
+(e.g. "sqlite,postgresql") chooses the databases, BENCH_PG_URL where PostgreSQL is.
 
 `python -m bench.pages seed N` is the seeding step, run inside the scratch environment (Django set up).
 """
@@ -407,7 +409,9 @@ def main(quick: bool) -> str:
         "(`bench/pages.py`). The baseline is the login redirect (an anonymous GET of `/`), measured in the "
         "same run. Targets at 20 clients: p95 ≤ 2x the redirect's and ≤ 150 ms; partials ≤ 1.5x.",
     ]
-    for backend in os.environ.get("BENCH_PAGES_BACKENDS", "sqlite,postgresql").split(","):
+    # Quick mode (a CI smoke, under 2 minutes) serves SQLite only unless BENCH_PAGES_BACKENDS says otherwise.
+    default = "sqlite" if quick else "sqlite,postgresql"
+    for backend in os.environ.get("BENCH_PAGES_BACKENDS", default).split(","):
         try:
             parts += ["", _table(_measure(backend, quick))]
         except Exception as exc:  # one backend failing still reports the other

@@ -86,3 +86,23 @@ def test_a_model_that_cannot_be_resolved_shows_no_estimate_rather_than_an_error(
     assert CostEstimate.objects.get().model == ""
     response = alice_client.get(reverse("catalog:detail", args=[catalog.slug]))
     assert response.status_code == 200 and "≤ $" not in response.content.decode()
+
+
+def test_a_template_workflow_is_counted_again_when_its_default_skill_changes(
+    catalog, openai, django_capture_on_commit_callbacks
+):
+    from catalog.models import Skill, SkillVersion, Workflow
+
+    version = Workflow.objects.get(slug="skill-quiz").latest_version
+    estimates.refresh(version.pk)
+    assert estimates.for_version(version)[0]["pending"] is False
+    skill = Skill.objects.get(name="learn-agentic-ai")
+    skill.latest = SkillVersion.objects.create(skill=skill, content_hash="f" * 64, body="A much longer body. " * 500)
+    skill.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert estimates.for_version(version)[0]["pending"] is True
+    before = CostEstimate.objects.filter(workflow_version=version).order_by("pk").first()
+    estimates.refresh(version.pk)
+    after = estimates.for_version(version)[0]
+    assert after["pending"] is False and before is not None
+    assert CostEstimate.objects.filter(workflow_version=version).last().test_input_tokens > before.test_input_tokens

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .money import CENT_FRACTION, estimate, upper_estimate, worst_next_call
+from .money import CENT_FRACTION, estimate, priced, tokens, upper_estimate, upper_tokens, worst_next_call
 
-__all__ = ["CENT_FRACTION", "estimate", "upper_estimate", "worst_next_call"]
+__all__ = ["CENT_FRACTION", "estimate", "priced", "tokens", "upper_estimate", "upper_tokens", "worst_next_call"]

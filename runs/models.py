@@ -68,11 +68,16 @@ class Run(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Set once, by runs.usage.record_finished, when the finished run was added to the usage rollup.
+    usage_recorded = models.BooleanField(default=False, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
+        # The history pages walk these newest first (keyset pagination on created_at, id): docs/operations.md.
         indexes = [
-            models.Index(fields=["user", "-created_at"], name="run_user_recent"),
+            models.Index(fields=["-created_at", "-id"], name="run_recent"),
+            models.Index(fields=["user", "-created_at", "-id"], name="run_user_recent"),
+            models.Index(fields=["status", "-created_at", "-id"], name="run_status_recent"),
             models.Index(fields=["status", "heartbeat_at"], name="run_status_heartbeat"),
             models.Index(fields=["status", "created_at"], name="run_queue"),
             models.Index(fields=["workflow_version", "inputs_hash", "mode", "status"], name="run_progression"),
@@ -163,3 +168,77 @@ class UserBudget(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user}: ${self.daily_usd}/day"
+
+
+class UsageCounts(models.Model):
+    """What the usage rollups sum per row."""
+
+    day = models.DateField()
+    workflow = models.ForeignKey("catalog.Workflow", on_delete=models.CASCADE, related_name="+")
+    model = models.CharField(max_length=160, blank=True, help_text="The model used; empty when no call was made.")
+    runs = models.PositiveIntegerField(default=0)
+    unpriced_runs = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=18, decimal_places=8, default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class UsageDay(UsageCounts):
+    """The usage rollup: finished runs summed per day x user x workflow x model (a student's usage page).
+
+    Added to by runs.usage.record_finished when a run finishes; runs.usage.rebuild recomputes it from the runs.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "user", "workflow", "model"], name="unique_usage_day"),
+        ]
+        indexes = [models.Index(fields=["user", "day"], name="usage_user_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.user_id} {self.workflow_id} {self.model}: {self.runs} runs"
+
+
+class UsageDayTotal(UsageCounts):
+    """The same sums over all users, per day x workflow x model (the operators' usage page): a few thousand
+    rows a month, however many students and runs."""
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "workflow", "model"], name="unique_usage_day_total")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.workflow_id} {self.model}: {self.runs} runs"
+
+
+class CostEstimate(models.Model):
+    """Upper token counts of a workflow version's test and full runs for one model, counted by the worker.
+
+    The workflow page prices these with the current price, so the web process never counts tokens (which
+    needs LiteLLM) nor renders a spec's prompts. `basis` names the skill versions the count used.
+    """
+
+    workflow_version = models.ForeignKey("catalog.WorkflowVersion", on_delete=models.CASCADE, related_name="+")
+    requested = models.CharField(max_length=160, help_text="The connection's model as configured (provider/model).")
+    basis = models.CharField(max_length=200, blank=True)
+    model = models.CharField(max_length=160, blank=True, help_text="The model it resolved to; empty: no estimate.")
+    test_input_tokens = models.PositiveBigIntegerField(default=0)
+    test_output_tokens = models.PositiveBigIntegerField(default=0)
+    full_input_tokens = models.PositiveBigIntegerField(default=0)
+    full_output_tokens = models.PositiveBigIntegerField(default=0)
+    # LiteLLM's bundled price when counted (an operator's ModelPrice, read at display time, wins over it).
+    map_input_per_token = models.DecimalField(max_digits=20, decimal_places=14, null=True, blank=True)
+    map_output_per_token = models.DecimalField(max_digits=20, decimal_places=14, null=True, blank=True)
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workflow_version", "requested", "basis"], name="unique_cost_estimate"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow_version_id} {self.requested}"

@@ -66,21 +66,18 @@ def price_of(target: Target) -> llm.Price | None:
 
 
 # -- estimates ---------------------------------------------------------------------------------------------
-def estimate(
+def tokens(
     target: Target,
-    price: llm.Price | None,
     steps: list[dict[str, Any]],
     caps: dict[str, Any],
     messages_for: Callable[[dict[str, Any]], list[dict[str, Any]]],
     tool_defs_for: Callable[[dict[str, Any]], list[dict[str, Any]] | None],
-) -> Decimal | None:
-    """An upper estimate: each step's prompt tokens (counted with LiteLLM's tokenizer for the model) plus the
-    mode's max output tokens, and each allowed tool round re-sending the conversation with a full tool result.
-    `messages_for` must render a step with earlier outputs at their cap. None when the model is unpriced."""
+) -> tuple[int, int]:
+    """Upper (input, output) tokens: each step's prompt tokens (counted with LiteLLM's tokenizer for the
+    model) plus the mode's max output tokens, and each allowed tool round re-sending the conversation with a
+    full tool result. `messages_for` must render a step with earlier outputs at their cap."""
     from . import tools
 
-    if price is None:
-        return None
     max_out = caps["max_output_tokens"]
     total_in = total_out = 0
     for step in steps:
@@ -89,13 +86,49 @@ def estimate(
         rounds = 1 + (caps["max_tool_calls"] if defs else 0)
         total_in += prompt * rounds + (tools.MAX_READ_CHARS // 4) * (rounds - 1) * rounds // 2
         total_out += max_out * rounds
-    return price.cost(total_in, total_out).quantize(CENT_FRACTION)
+    return total_in, total_out
+
+
+def priced(price: llm.Price | None, input_tokens: int, output_tokens: int) -> Decimal | None:
+    """The dollars of an upper token count at a price; None when the model is unpriced."""
+    if price is None:
+        return None
+    return price.cost(input_tokens, output_tokens).quantize(CENT_FRACTION)
+
+
+def estimate(
+    target: Target,
+    price: llm.Price | None,
+    steps: list[dict[str, Any]],
+    caps: dict[str, Any],
+    messages_for: Callable[[dict[str, Any]], list[dict[str, Any]]],
+    tool_defs_for: Callable[[dict[str, Any]], list[dict[str, Any]] | None],
+) -> Decimal | None:
+    """An upper estimate in dollars (see `tokens`). None when the model is unpriced."""
+    if price is None:
+        return None
+    return priced(price, *tokens(target, steps, caps, messages_for, tool_defs_for))
 
 
 def worst_next_call(
     target: Target, price: llm.Price, messages: list[dict[str, Any]], offer: list[dict[str, Any]] | None, max_out: int
 ) -> Decimal:
     return price.cost(llm.count_tokens(target, messages, offer), max_out)
+
+
+def _worst_case(spec: dict[str, Any], mode: str, inputs: dict[str, Any], skills: dict[str, Any]) -> tuple[Any, ...]:
+    """(steps, caps, messages_for, tool_defs_for) with every earlier step's output at the mode's output cap."""
+    from . import prompts, tools
+
+    caps = spec["caps"][mode]
+    worst = prompts.StepOutputs({step["id"]: "word " * caps["max_output_tokens"] for step in spec["steps"]})
+    ctx = prompts.context(spec, inputs, worst, skills, mode)
+    return (
+        spec["steps"],
+        caps,
+        lambda step: prompts.messages(step, ctx, skills),
+        lambda step: tools.definitions(step["tools"], skills) if step.get("tools") else None,
+    )
 
 
 def upper_estimate(
@@ -107,66 +140,22 @@ def upper_estimate(
     skills: dict[str, Any],
 ) -> Decimal | None:
     """`estimate` for a spec in a mode: every earlier step's output counted at the mode's output cap."""
-    from . import prompts, tools
+    return estimate(target, price, *_worst_case(spec, mode, inputs, skills))
 
-    caps = spec["caps"][mode]
-    worst = prompts.StepOutputs({step["id"]: "word " * caps["max_output_tokens"] for step in spec["steps"]})
-    ctx = prompts.context(spec, inputs, worst, skills, mode)
-    return estimate(
-        target,
-        price,
-        spec["steps"],
-        caps,
-        lambda step: prompts.messages(step, ctx, skills),
-        lambda step: tools.definitions(step["tools"], skills) if step.get("tools") else None,
-    )
+
+def upper_tokens(
+    target: Target, spec: dict[str, Any], mode: str, inputs: dict[str, Any], skills: dict[str, Any]
+) -> tuple[int, int]:
+    """`tokens` for a spec in a mode, counted as `upper_estimate` counts them (for the stored estimates)."""
+    return tokens(target, *_worst_case(spec, mode, inputs, skills))
 
 
 def for_version(version: WorkflowVersion) -> list[dict[str, Any]]:
-    """A workflow page's estimates: [{model, test, full}] in dollars (None when unpriced) for each connected
-    provider's default model with the default inputs, cached for ten minutes per version and connections."""
-    from django.core.cache import cache
+    """A workflow page's estimates, priced from token counts the worker stored (runs.estimates): the web
+    process never renders prompts or loads a tokenizer."""
+    from .estimates import for_version as stored
 
-    from providers.resolution import configured_connections
-
-    key = f"estimates:{version.pk}:" + ",".join(
-        f"{c.pk}:{c.updated_at.timestamp()}" for c in configured_connections().values()
-    )
-    found = cache.get(key)
-    if found is None:
-        found = _estimates_for(version)
-        cache.set(key, found, 600)
-    return found
-
-
-def _estimates_for(version: WorkflowVersion) -> list[dict[str, Any]]:
-    from catalog import inputs as run_inputs
-    from catalog.models import Skill
-    from providers.crypto import SecretUnreadable
-    from providers.resolution import ModelNotAvailable, configured_connections, target_for
-    from providers.ssrf import UnsafeURL
-
-    spec = version.spec
-    skills = {sv.skill.name: sv for sv in version.skills.select_related("skill")}
-    chosen = run_inputs.skill_input(spec["inputs"])
-    defaults = run_inputs.defaults(spec["inputs"])
-    if chosen:
-        skill = Skill.objects.select_related("latest").filter(name=defaults.get(chosen)).first()
-        if skill and skill.latest:
-            skills[skill.name] = skill.latest
-    rows = []
-    for provider, connection in configured_connections().items():
-        name = connection.default_model or f"{provider}/default"
-        try:
-            target = target_for(name, connection)
-        except (ModelNotAvailable, SecretUnreadable, UnsafeURL):  # no estimate for it, and no error page
-            continue
-        price = price_of(target)
-        row: dict[str, Any] = {"model": target.model}
-        for mode in (Mode.TEST, Mode.FULL):
-            row[mode] = upper_estimate(target, price, spec, mode, defaults, skills)
-        rows.append(row)
-    return rows
+    return stored(version)
 
 
 # -- budgets and reservations ------------------------------------------------------------------------------

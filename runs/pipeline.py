@@ -29,7 +29,7 @@ from providers.ssrf import UnsafeURL
 from settings_app import audit
 from settings_app.models import AuditAction
 
-from . import cache, costs, money, progression, prompts, tools
+from . import cache, costs, money, progression, prompts, tools, usage
 from .control import RunControl, Why
 from .dispatch import claim_one
 from .models import Artifact, Mode, Run, Status
@@ -463,6 +463,8 @@ class Executor:
         if not ended:
             log.warning("run %s was ended elsewhere; its final status is kept", self.run.pk)
         self.run.refresh_from_db()
+        if self.run.is_finished:
+            usage.record_finished(self.run)  # once per run, however many times it is reported
         self.say(f"{self.run.status}: {self.run.reason or reason}")
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from . import money
+from . import money, usage
 from .models import Artifact, Run, Status
 from .trace import FORMAT, now_iso
 
@@ -28,6 +28,7 @@ def recover_stale_runs(stale_seconds: int | None = None) -> list[str]:
         )
         if changed:
             money.settle(run_id)  # what it spent stays counted; what it still held is released
+            usage.record_finished(Run(pk=run_id))
             _note_in_trace(run_id)
             recovered.append(str(run_id))
     if recovered:

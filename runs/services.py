@@ -17,7 +17,7 @@ from providers.resolution import split_model
 from settings_app import audit
 from settings_app.models import AuditAction
 
-from . import dispatch, money, pipeline, progression
+from . import dispatch, money, pipeline, progression, usage
 from .models import FINISHED, Mode, Run, Status
 
 log = logging.getLogger(__name__)
@@ -203,4 +203,7 @@ def request_cancel(run: Run) -> bool:
         status=Status.CANCELLED, reason="Cancelled before it started.", finished_at=timezone.now()
     )
     run.refresh_from_db()
+    if stopped:
+        money.settle(run)
+        usage.record_finished(run)
     return bool(stopped) or run.status not in FINISHED

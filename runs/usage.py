@@ -1,4 +1,10 @@
-"""Spend and tokens per day, per workflow and per provider, for the usage page (server-rendered SVG bars)."""
+"""Spend and tokens per day, per workflow and per provider, for the usage page (server-rendered SVG bars).
+
+The page reads the rollups, never the runs: UsageDay (per day x user x workflow x model) for a student,
+UsageDayTotal (per day x workflow x model) for an operator. A run is added to both once, by
+`record_finished`, when it ends; `rebuild` recomputes the whole rollup from the runs (scheduled daily
+and `manage.py rebuild_usage`), so a run that ended without the hook (deleted, recovered) is caught up.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +13,16 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from .models import Run, UserBudget
+from .models import FINISHED, Run, UsageCounts, UsageDay, UsageDayTotal, UserBudget
+from .money import format_usd
 
 CHART_HEIGHT = 120
+BATCH = 2000
 
 
 @dataclass
@@ -26,6 +35,108 @@ class Bar:
     x: int = 0
     y: int = 0
     height: int = 0
+
+    @property
+    def cost_text(self) -> str:
+        """ "$0.25", "unpriced" or "$0.25 + 2 unpriced" (computed here: an include per bar cost more than the
+        rest of the page)."""
+        if self.unpriced == self.runs:
+            return "unpriced"
+        text = format_usd(self.cost)
+        return f"{text} + {self.unpriced} unpriced" if self.unpriced else text
+
+
+def _add(rollup: type[UsageCounts], key: dict[str, Any], run: dict[str, Any]) -> None:
+    """Add one run's figures to the rollup row `key`, creating it when it is the first."""
+    add = {
+        "runs": F("runs") + 1,
+        "unpriced_runs": F("unpriced_runs") + int(run["cost_unpriced"]),
+        "cost_usd": F("cost_usd") + run["cost_usd"],
+        "prompt_tokens": F("prompt_tokens") + run["prompt_tokens"],
+        "completion_tokens": F("completion_tokens") + run["completion_tokens"],
+    }
+    if rollup.objects.filter(**key).update(**add):  # type: ignore[attr-defined]
+        return
+    try:
+        with transaction.atomic():  # a savepoint: another process may create the row first
+            rollup.objects.create(  # type: ignore[attr-defined]
+                **key,
+                runs=1,
+                unpriced_runs=int(run["cost_unpriced"]),
+                cost_usd=run["cost_usd"],
+                prompt_tokens=run["prompt_tokens"],
+                completion_tokens=run["completion_tokens"],
+            )
+    except IntegrityError:
+        rollup.objects.filter(**key).update(**add)  # type: ignore[attr-defined]
+
+
+_RUN_FIGURES = (
+    "created_at", "user_id", "workflow_version__workflow_id", "model_used", "cost_usd", "cost_unpriced",
+    "prompt_tokens", "completion_tokens",
+)  # fmt: skip
+
+
+def record_finished(run: Run) -> bool:
+    """Add a finished run to the rollups, once: the run row is claimed (usage_recorded False -> True) in the
+    same transaction as the additions, so a second call (a re-delivered task, a retry) adds nothing.
+    Returns whether it was added."""
+    with transaction.atomic():
+        claimed = Run.objects.filter(pk=run.pk, status__in=FINISHED, usage_recorded=False).update(usage_recorded=True)
+        if not claimed:
+            return False
+        row = Run.objects.filter(pk=run.pk).values(*_RUN_FIGURES).get()
+        key = {
+            "day": timezone.localdate(row["created_at"]),
+            "workflow_id": row["workflow_version__workflow_id"],
+            "model": row["model_used"],
+        }
+        _add(UsageDay, {**key, "user_id": row["user_id"]}, row)
+        _add(UsageDayTotal, key, row)
+    return True
+
+
+_SUMS = {
+    "n": Count("pk"),
+    "unpriced": Count("pk", filter=Q(cost_unpriced=True)),
+    "cost": Sum("cost_usd"),
+    "p": Sum("prompt_tokens"),
+    "c": Sum("completion_tokens"),
+}
+
+
+def _rows(rollup: type[UsageCounts], groups: QuerySet[Run], extra: tuple[str, ...]) -> list[UsageCounts]:
+    return [
+        rollup(
+            day=g["day"],
+            workflow_id=g["workflow_version__workflow_id"],
+            model=g["model_used"],
+            runs=g["n"],
+            unpriced_runs=g["unpriced"],
+            cost_usd=g["cost"] or 0,
+            prompt_tokens=g["p"] or 0,
+            completion_tokens=g["c"] or 0,
+            **{name: g[name] for name in extra},
+        )
+        for g in groups.values("day", "workflow_version__workflow_id", "model_used", *extra)
+        .annotate(**_SUMS)
+        .iterator(chunk_size=BATCH)
+    ]
+
+
+def rebuild() -> int:
+    """Recompute the rollups from the finished runs; returns the number of per-user rows."""
+    with transaction.atomic():
+        # Claim first, then sum what was claimed: a run finishing meanwhile is either in this sum or added
+        # by its own record_finished afterwards, never both.
+        Run.objects.filter(status__in=FINISHED, usage_recorded=False).update(usage_recorded=True)
+        UsageDay.objects.all().delete()
+        UsageDayTotal.objects.all().delete()
+        claimed = Run.objects.filter(usage_recorded=True).order_by().annotate(day=TruncDate("created_at"))
+        per_user = _rows(UsageDay, claimed, ("user_id",))
+        UsageDay.objects.bulk_create(per_user, batch_size=BATCH)  # type: ignore[arg-type]
+        UsageDayTotal.objects.bulk_create(_rows(UsageDayTotal, claimed, ()), batch_size=BATCH)  # type: ignore[arg-type]
+    return len(per_user)
 
 
 def _scale(bars: list[Bar], width: int, by_tokens: bool) -> list[Bar]:
@@ -40,57 +151,66 @@ def _scale(bars: list[Bar], width: int, by_tokens: bool) -> list[Bar]:
     return bars
 
 
-def summary(runs: QuerySet[Run], user: Any, days: int = 30) -> dict[str, Any]:
-    since = timezone.now() - timedelta(days=days)
-    recent = runs.filter(created_at__gte=since).order_by()
-    totals = {
-        "cost": Sum("cost_usd"),
-        "tokens": Sum(F("prompt_tokens") + F("completion_tokens")),
-        "runs": Count("pk"),
-        "unpriced": Count("pk", filter=Q(cost_unpriced=True)),
-    }
-    by_day = {row["day"]: row for row in recent.annotate(day=TruncDate("created_at")).values("day").annotate(**totals)}
+_TOTALS = {
+    "cost": Sum("cost_usd"),
+    "tokens": Sum(F("prompt_tokens") + F("completion_tokens")),
+    "runs": Sum("runs"),
+    "unpriced": Sum("unpriced_runs"),
+}
+
+
+def _bar(label: str, row: dict[str, Any]) -> Bar:
+    return Bar(
+        label,
+        Decimal(row.get("cost") or 0),
+        int(row.get("tokens") or 0),
+        int(row.get("runs") or 0),
+        int(row.get("unpriced") or 0),
+    )
+
+
+def rollup_for(user: Any) -> QuerySet[Any]:
+    """The rollup rows a user may see: the all-users totals for operators (who can view all runs), else
+    their own rows."""
+    if user.has_perm("runs.view_run"):
+        return UsageDayTotal.objects.order_by()
+    return UsageDay.objects.order_by().filter(user=user)
+
+
+def summary(rows: QuerySet[Any], user: Any, days: int = 30) -> dict[str, Any]:
+    """The usage page's figures over the last `days` days (today included), in five queries."""
     today = timezone.localdate()
+    recent = rows.filter(day__gt=today - timedelta(days=days))
+    by_day = {row["day"]: row for row in recent.values("day").annotate(**_TOTALS)}
     daily = []
     for offset in range(days - 1, -1, -1):
         day: date = today - timedelta(days=offset)
-        row = by_day.get(day, {})
-        daily.append(
-            Bar(
-                day.strftime("%m-%d"),
-                Decimal(row.get("cost") or 0),
-                int(row.get("tokens") or 0),
-                int(row.get("runs") or 0),
-                int(row.get("unpriced") or 0),
-            )
-        )
+        daily.append(_bar(day.strftime("%m-%d"), by_day.get(day, {})))
     per_workflow = [
-        Bar(
-            row["workflow_version__workflow__title"],
-            Decimal(row["cost"] or 0),
-            int(row["tokens"] or 0),
-            row["runs"],
-            row["unpriced"],
-        )
-        for row in recent.values("workflow_version__workflow__title").annotate(**totals).order_by("-cost")
+        _bar(row["workflow__title"], row)
+        for row in recent.values("workflow_id", "workflow__title").annotate(**_TOTALS).order_by("-cost", "workflow_id")
     ]
     providers: dict[str, Bar] = {}
-    for row in recent.values("model_used").annotate(**totals):
-        name = (row["model_used"] or "not started").split("/")[0]
+    for row in recent.values("model").annotate(**_TOTALS).order_by("model"):
+        name = (row["model"] or "not started").split("/")[0]
         bar = providers.setdefault(name, Bar(name, Decimal(0), 0, 0))
-        bar.cost += Decimal(row["cost"] or 0)
-        bar.tokens += int(row["tokens"] or 0)
-        bar.runs += row["runs"]
-        bar.unpriced += row["unpriced"]
+        found = _bar(name, row)
+        bar.cost += found.cost
+        bar.tokens += found.tokens
+        bar.runs += found.runs
+        bar.unpriced += found.unpriced
     budget = UserBudget.objects.filter(user=user).first()
-    spent_today = Decimal(runs.filter(user=user, created_at__date=today).aggregate(c=Sum("cost_usd"))["c"] or 0)
+    # Today's spend for the budget counts runs still in progress, as the budget check does (one user, one
+    # day: a short walk of the run_user_recent index).
+    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    spent_today = Decimal(Run.objects.filter(user=user, created_at__gte=start).aggregate(c=Sum("cost_usd"))["c"] or 0)
     by_tokens = not any(b.cost for b in daily)  # all unpriced (the offline model): chart the tokens instead
     return {
         "days": days,
         "daily": _scale(daily, 20, by_tokens),
         "by_tokens": by_tokens,
         "per_workflow": per_workflow,
-        "per_provider": sorted(providers.values(), key=lambda b: -b.cost),
+        "per_provider": sorted(providers.values(), key=lambda b: (-b.cost, b.label)),
         "total_cost": sum((b.cost for b in daily), Decimal(0)),
         "total_tokens": sum(b.tokens for b in daily),
         "chart_height": CHART_HEIGHT,

@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -21,8 +20,10 @@ from .access import get_run_for_user, visible_runs
 from .forms import HistoryFilter
 from .models import Artifact, Mode, Run
 from .money import format_usd
+from .paging import page_of
 from .rendering import markdown_to_html
 from .services import QueueFull, RunRefused, request_cancel, rerun, resume_run, start_run
+from .usage import rollup_for
 from .usage import summary as usage_summary
 
 MAX_PREVIEW_BYTES = 512 * 1024
@@ -68,17 +69,26 @@ def status(request: HtmxHttpRequest, run_id: str) -> HttpResponse:
     return response
 
 
+# The history shows these columns only: a run's JSON (inputs, outputs, the spec) is never parsed for a list.
+HISTORY_COLUMNS = (
+    "id", "created_at", "mode", "status", "cost_usd", "cost_unpriced", "user__username",
+    "workflow_version__workflow__title",
+)  # fmt: skip
+
+
 def history(request: HttpRequest) -> HttpResponse:
     form = HistoryFilter(request.GET or None)
-    runs = form.apply(visible_runs(request.user)).order_by("-created_at")
-    page = Paginator(runs, 25).get_page(request.GET.get("page"))
+    runs = form.apply(visible_runs(request.user)).only(*HISTORY_COLUMNS)
+    page = page_of(runs, before=request.GET.get("before"), after=request.GET.get("after"))
     query = request.GET.copy()
-    query.pop("page", None)
-    return render(request, "runs/history.html", {"page": page, "form": form, "query": query.urlencode()})
+    for name in ("before", "after", "page"):
+        query.pop(name, None)
+    context = {"page": page, "form": form, "filters": form.choices(), "query": query.urlencode()}
+    return render(request, "runs/history.html", context)
 
 
 def usage(request: HttpRequest) -> HttpResponse:
-    return render(request, "runs/usage.html", usage_summary(visible_runs(request.user), request.user))
+    return render(request, "runs/usage.html", usage_summary(rollup_for(request.user), request.user))
 
 
 def download_all(request: HttpRequest, run_id: str) -> HttpResponse:

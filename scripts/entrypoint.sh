@@ -65,7 +65,7 @@ prepare() {
 }
 
 web() {
-  exec "$PYTHON" -m gunicorn config.wsgi --bind "$HOST:$PORT" --workers "${WEB_WORKERS:-2}" --threads 4 \
+  exec "$PYTHON" -m gunicorn config.wsgi --bind "$HOST:$PORT" --workers "${WEB_WORKERS:-2}" --threads "${WEB_THREADS:-8}" \
     --access-logfile - --graceful-timeout 10
 }
 
@@ -82,7 +82,7 @@ all() {
   prepare
   "$PYTHON" manage.py qcluster &
   local q=$!
-  "$PYTHON" -m gunicorn config.wsgi --bind "$HOST:$PORT" --workers "${WEB_WORKERS:-2}" --threads 4 \
+  "$PYTHON" -m gunicorn config.wsgi --bind "$HOST:$PORT" --workers "${WEB_WORKERS:-2}" --threads "${WEB_THREADS:-8}" \
     --access-logfile - --graceful-timeout 10 &
   local w=$!
   # Ctrl-C reaches every process of the foreground group by itself; signalling them again would make the

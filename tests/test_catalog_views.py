@@ -123,12 +123,16 @@ def test_tags_filter_the_catalog(alice_client, catalog):
 
 def test_the_workflow_page_estimates_the_cost_per_mode_for_each_connected_model(alice_client, catalog):
     from providers import services as provider_services
+    from runs import estimates
 
     page = alice_client.get(reverse("catalog:detail", args=[catalog.slug])).content.decode()
     assert "runs use the offline demo model" in page
     provider_services.save_connection(
         actor=None, ip=None, provider="openai", label="T", api_key="sk-estimate-0123456789abcdef"
     )
+    page = alice_client.get(reverse("catalog:detail", args=[catalog.slug])).content.decode()
+    assert "being counted" in page  # the worker counts the tokens (tests/test_pages_estimates.py)
+    estimates.refresh(catalog.latest_version.pk)
     page = alice_client.get(reverse("catalog:detail", args=[catalog.slug])).content.decode()
     assert '<th scope="row">openai/gpt-4o-mini</th>' in page
     assert page.count("≤ $0.0") == 2

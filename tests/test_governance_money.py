@@ -296,10 +296,10 @@ def test_the_models_offered_by_default_are_priced(db):
 
 def test_prices_estimates_and_budgets_are_one_typed_module():
     from providers import pricing
-    from runs import budgets, costs, estimates
+    from runs import budgets, costs
 
     assert pricing.price_of is money.price_of and costs.upper_estimate is money.upper_estimate
-    assert estimates.for_version is money.for_version and budgets.refusal is money.reserve
+    assert budgets.refusal is money.reserve and costs.estimate is money.estimate
     assert money.worst_next_call(
         target_for("offline/demo", None), llm.Price(Decimal("0.000001"), Decimal("0.000002")), [], None, 10
     ) == Decimal("0.00002")

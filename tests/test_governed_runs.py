@@ -260,6 +260,7 @@ def test_the_periodic_recovery_and_retention_tasks_are_scheduled_once():
     assert dict(Schedule.objects.values_list("name", "func")) == {
         "recover-stale-runs": "runs.tasks.recover_stale_runs",
         "purge-old-runs": "runs.tasks.purge_old_runs",
+        "rebuild-usage": "runs.usage.rebuild",
     }
     assert Schedule.objects.get(name="recover-stale-runs").minutes == 1
 

@@ -5,11 +5,12 @@ SCHEDULES = {
     # name: (function, schedule type, minutes)
     "recover-stale-runs": ("runs.tasks.recover_stale_runs", Schedule.MINUTES, 1),
     "purge-old-runs": ("runs.tasks.purge_old_runs", Schedule.DAILY, None),
+    "rebuild-usage": ("runs.usage.rebuild", Schedule.DAILY, None),
 }
 
 
 class Command(BaseCommand):
-    help = "Create or update the periodic django-q2 tasks: stale-run recovery (every minute), retention (daily)."
+    help = "Create or update the periodic tasks: stale-run recovery (every minute), retention, usage rollup (daily)."
 
     def handle(self, *args, **options):
         for name, (func, kind, minutes) in SCHEDULES.items():

@@ -82,15 +82,9 @@ def delete_connection(connection: ProviderConnection, *, actor: Any, ip: str | N
     connection.delete()
 
 
-FRIENDLY = {
-    "auth": "The provider refused the key: it is wrong or revoked.",
-    "quota": "The key works, but the account has no quota or credit left.",
-    "unreachable": "The provider could not be reached: check the base URL and the network.",
-    "timeout": "The provider did not answer in time.",
-    "unknown_model": "The provider does not know the default model; choose another one.",
-    "rate_limit": "The provider is rate-limiting this key right now; try again in a minute.",
-    "server": "The provider had a server error; try again later.",
-}
+def _for_operators(exc: llm.ProviderError) -> str:
+    """The plain sentence, then what the provider said (redacted, short): only operators see a connection."""
+    return f"{exc.message} Provider said: {exc.detail}" if exc.detail else exc.message
 
 
 def test_connection(connection: ProviderConnection, *, actor: Any, ip: str | None) -> tuple[bool, str]:
@@ -104,7 +98,7 @@ def test_connection(connection: ProviderConnection, *, actor: Any, ip: str | Non
     except UnsafeURL as exc:
         ok, message = False, str(exc)
     except llm.ProviderError as exc:
-        ok, message = False, FRIENDLY.get(exc.kind, exc.message)
+        ok, message = False, _for_operators(exc)
     else:
         ok, message = True, f"Connected to {label}."
     _remember(connection, ok, message)
@@ -194,8 +188,10 @@ def check_reachable(target: Target) -> tuple[bool, str]:
     except llm.ProviderError as exc:
         if exc.retryable:
             return True, f"busy ({exc.kind}); the run will retry"
-        _remember(connection, False, FRIENDLY.get(exc.kind, exc.message))
-        return False, connection.status_message
+        if exc.kind == "unknown_model":  # this run's model, not the connection, is wrong
+            return False, exc.message
+        _remember(connection, False, _for_operators(exc))
+        return False, exc.message
     _remember(connection, True, "Connected.")
     return True, "connected"
 

@@ -119,12 +119,12 @@ def test_test_connection_says_connected_or_what_is_wrong(operator):
         assert connection.status == ConnectionStatus.CONNECTED and connection.last_tested_at
         server.push({"status": 401})
         fragment = operator.post(url, HTTP_HX_REQUEST="true").content.decode()
-        assert "The provider refused the key: it is wrong or revoked." in fragment
+        assert "OpenAI rejected the API key (wrong or revoked key)." in fragment
         server.push({"status": 429, "message": "You exceeded your current quota"})
         assert "no quota or credit left" in operator.post(url, HTTP_HX_REQUEST="true").content.decode()
         assert len(server.requests) == 3
     last = operator.post(url, HTTP_HX_REQUEST="true").content.decode()
-    assert "could not be reached" in last, last
+    assert "refused the connection" in last, last
     assert AuditEvent.objects.filter(action="tested").count() == 4
 
 

@@ -6,10 +6,15 @@ Script entries (consumed in order; when the script is empty, a plain answer is s
   {"status": 429, "headers": {"Retry-After": "0"}}   an HTTP error with an OpenAI-style error body
   {"delay": 3.0}                                      sleep before answering (past a timeout)
   {"malformed": True}                                 200 with a body that is not JSON
+  {"truncated": True}                                 200 with a JSON answer cut off half-way
   {"drop": True}                                      close the connection without an answer
   {"tool_call": {"name": ..., "arguments": {...}}}    answer with one tool call
   {"content": "text"}                                 answer with this text
 A request with "stream": true is answered with server-sent events, one chunk per word (OpenAI flavour).
+Flavours: "openai" (also DeepSeek and OpenAI-compatible servers), "anthropic", "gemini" (generateContent).
+
+Faults that no server answer can produce (a refused port, an unknown host, TLS spoken to a plain HTTP port)
+are base URLs, made by the helpers at the end of this module.
 """
 
 from __future__ import annotations
@@ -101,11 +106,14 @@ class FakeLLM:
                 if entry.get("malformed"):
                     self._send(200, b"{not json", {})
                     return
-                answer = (
-                    fake.anthropic_answer(body, entry)
-                    if fake.flavour == "anthropic"
-                    else fake.openai_answer(body, entry)
-                )
+                answer = {
+                    "anthropic": fake.anthropic_answer,
+                    "gemini": fake.gemini_answer,
+                }.get(fake.flavour, fake.openai_answer)(body, entry)
+                if entry.get("truncated"):
+                    whole = json.dumps(answer).encode()
+                    self._send(200, whole[: len(whole) // 2], {})
+                    return
                 if body.get("stream") and fake.flavour == "openai":
                     self._stream(answer)
                     return
@@ -211,6 +219,24 @@ class FakeLLM:
             "usage": {"input_tokens": 100, "output_tokens": 50},
         }
 
+    def gemini_answer(self, body: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+        contents = body.get("contents") or [{}]
+        asked = " ".join(str(p.get("text", "")) for p in (contents[-1].get("parts") or []))
+        return {
+            "candidates": [
+                {
+                    "content": {
+                        "role": "model",
+                        "parts": [{"text": entry.get("content", f"Fake Gemini answer to: {asked[:80]}")}],
+                    },
+                    "finishReason": "STOP",
+                    "index": 0,
+                }
+            ],
+            "usageMetadata": {"promptTokenCount": 100, "candidatesTokenCount": 50, "totalTokenCount": 150},
+            "modelVersion": "gemini-fake",
+        }
+
 
 @contextmanager
 def fake_llm(flavour: str = "openai") -> Iterator[FakeLLM]:
@@ -219,3 +245,24 @@ def fake_llm(flavour: str = "openai") -> Iterator[FakeLLM]:
         yield server
     finally:
         server.stop()
+
+
+# --- Faults below HTTP: base URLs that fail before any answer --------------------------------------------
+
+
+def refused_base_url(path: str = "/v1") -> str:
+    """A loopback port nothing listens on (bound, then closed), so connecting is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}{path}"
+
+
+def unresolvable_base_url(path: str = "/v1") -> str:
+    """A host name that never resolves (.invalid is reserved for this, RFC 2606)."""
+    return f"http://no-such-host.invalid{path}"
+
+
+def tls_mismatch_base_url(server: FakeLLM) -> str:
+    """https:// to the fake's plain HTTP port: the TLS handshake fails."""
+    return server.base_url.replace("http://", "https://", 1)

@@ -42,6 +42,17 @@ def split_model(name: str) -> tuple[str, str]:
     return provider, model
 
 
+def normalise_base(provider: str, api_base: str) -> str:
+    """LiteLLM adds /v1/messages to an Anthropic base URL itself, so a base written the common way, ending in
+    /v1 (or /v1/messages), would reach /v1/v1/messages: cut it back to the host (docs/providers.md)."""
+    base = api_base.rstrip("/")
+    if provider == Provider.ANTHROPIC:
+        for suffix in ("/v1/messages", "/v1"):
+            if base.endswith(suffix):
+                return base[: -len(suffix)]
+    return base
+
+
 def target_for(name: str, connection: ProviderConnection | None) -> Target:
     """A callable target: the key decrypted (SecretUnreadable if it cannot be) and the base URL checked
     against the SSRF guard at call time, since DNS answers can change after the URL was saved."""
@@ -61,7 +72,7 @@ def target_for(name: str, connection: ProviderConnection | None) -> Target:
         provider=provider,
         litellm_model=litellm_model,
         api_key=key or ("not-needed" if provider == Provider.OPENAI_COMPATIBLE else None),
-        api_base=connection.api_base or None,
+        api_base=normalise_base(provider, connection.api_base) if connection.api_base else None,
         connection_id=connection.pk,
         requests_per_minute=connection.requests_per_minute,
         tokens_per_minute=connection.tokens_per_minute,

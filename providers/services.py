@@ -55,7 +55,10 @@ def save_connection(
     default_model: str = "",
     allow_private_network: bool = False,
     connection: ProviderConnection | None = None,
+    options: dict[str, Any] | None = None,
 ) -> ProviderConnection:
+    """Create or change a connection: the settings page and the admin both save through here. `options` are
+    the other fields the admin edits (enabled, rate limits, budget, position)."""
     check_connection_settings(provider, api_key, api_base, allow_private_network, connection)
     created = connection is None
     conn = connection or ProviderConnection(provider=provider, created_by=actor if getattr(actor, "pk", None) else None)
@@ -64,13 +67,18 @@ def save_connection(
         for name, value in (("label", label), ("api_base", api_base), ("default_model", default_model))
         if getattr(conn, name) != value
     ]
+    for name, value in (options or {}).items():
+        if getattr(conn, name) != value:
+            changed.append(name)
+            setattr(conn, name, value)
     conn.provider, conn.label, conn.api_base = provider, label, api_base
     conn.default_model = default_model or f"{provider}/{PROVIDERS[provider].models[0]}"
     conn.allow_private_network = allow_private_network
     if api_key:
         conn.set_key(api_key)
         changed.append("key")
-        conn.status = ConnectionStatus.UNTESTED
+    if not created and {"key", "api_base"} & set(changed):  # an earlier test says nothing about the new settings
+        conn.status, conn.status_message = ConnectionStatus.UNTESTED, ""
     conn.save()
     record(AuditAction.CREATED if created else AuditAction.CHANGED, conn, actor=actor, ip=ip, fields=sorted(changed))
     return conn

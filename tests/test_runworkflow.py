@@ -33,7 +33,7 @@ def test_it_runs_a_test_run_and_ends_with_one_json_object(catalog):
     result = json.loads(out.strip().splitlines()[-1])
     assert result["status"] == "succeeded"
     assert result["workflow"] == "learn-agentic-ai" and result["mode"] == "test" and result["version"] == 1
-    assert result["tokens"] > 0
+    assert result["tokens"]["total"] == result["tokens"]["prompt"] + result["tokens"]["completion"] > 0
     assert result["cost_usd"] is None and result["cost_unpriced"] is True
     paths = {a["name"]: Path(a["path"]) for a in result["artifacts"]}
     assert set(paths) == {"notes.md", "trace.json", "validation.json"}

@@ -134,3 +134,33 @@ def test_a_404_names_the_model_that_was_asked_for_not_a_default():
             llm.complete(target, [{"role": "user", "content": "Hi"}], max_tokens=5, timeout=5)
     assert "openai_compatible/qwen2.5" in raised.value.message
     assert "default" not in raised.value.message
+
+
+@pytest.mark.django_db
+def test_a_student_sees_the_category_and_the_trace_keeps_the_providers_words_redacted(catalog, alice):
+    import json as jsonlib
+
+    from providers.models import ProviderConnection
+    from runs import pipeline, services
+
+    with fake_llm("openai") as server:
+        connection = ProviderConnection(
+            provider="openai_compatible", label="Lab", api_base=server.base_url, allow_private_network=True
+        )
+        connection.set_key(KEY)
+        connection.save()
+        server.push({}, {"status": 403, "message": BODY})  # the connection check passes, the step is refused
+        run = services.start_run(
+            workflow_version=catalog.latest_version, user=alice, inputs={}, mode="test", queue=False
+        )
+        pipeline.execute(run.pk)
+    run.refresh_from_db()
+    assert run.reason == (
+        "The OpenAI-compatible server refused the request (HTTP 403): the key may not be allowed to do this."
+    )
+    with run.artifacts.get(name="trace.json").file.open("rb") as handle:
+        trace = handle.read().decode()
+    attempts = [a for step in jsonlib.loads(trace)["steps"] for c in step["calls"] for a in c["attempts"]]
+    assert attempts[0]["status"] == "forbidden"
+    assert "naughty list" in attempts[0]["detail"]
+    assert KEY not in trace and KEY[-8:] not in trace

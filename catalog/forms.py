@@ -6,6 +6,9 @@ from typing import Any
 
 from django import forms
 
+from providers.resolution import ModelChoice
+from runs.money import format_usd
+
 from . import inputs
 
 
@@ -76,3 +79,39 @@ class InputsForm(forms.Form):
             for field, message in exc.errors.items():
                 self.add_error(field if field in self.fields else None, message)
         return data
+
+
+class ModelForm(forms.Form):
+    """The model a run uses: one of those the spec allows that are connected now, checked again on submit
+    (a choice made up in the browser, or one whose connection went away, is refused)."""
+
+    model = forms.ChoiceField(
+        label="Model",
+        required=False,  # a form posted without it (an older page, a script) gets the default
+        error_messages={"invalid_choice": "Choose one of the models offered: that one is not available (any more)."},
+    )
+
+    def __init__(
+        self, choices: list[ModelChoice], *args: Any, estimates: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        kwargs.setdefault("prefix", "run")  # apart from the spec's own inputs, whatever they are named
+        super().__init__(*args, **kwargs)
+        field = self.fields["model"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [(c.name, _label(c, (estimates or {}).get(c.name))) for c in choices]
+        field.initial = self.default = choices[0].name
+        field.help_text = (
+            "The models connected for this workflow, the operator's default first. "
+            "The offline demo model is not AI: it only shows how a run works."
+        )
+
+    def clean_model(self) -> str:
+        return self.cleaned_data.get("model") or self.default
+
+
+def _label(choice: ModelChoice, estimate: dict[str, Any] | None) -> str:
+    if choice.offline:
+        return f"{choice.label} — free"
+    if estimate and estimate.get("test") is not None:
+        return f"{choice.label} — a test run costs up to {format_usd(estimate['test'])}"
+    return choice.label

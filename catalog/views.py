@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 
+from providers.resolution import NO_MODEL_FOR_OPERATORS, NO_MODEL_FOR_STUDENTS, model_choices, policy, run_models
 from runs import estimates, progression
 from runs.access import recent_runs_for_user
 from runs.models import Mode
@@ -17,7 +18,7 @@ from .access import (
     offered_skills,
     workflows_for_skill,
 )
-from .forms import InputsForm
+from .forms import InputsForm, ModelForm
 from .models import Persona
 from .skill_rules import allowed_tools
 from .skill_tree import resource_tree
@@ -43,10 +44,16 @@ def detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     preset = {name: request.GET[name] for name in version.input_schema["properties"] if name in request.GET}
     form = InputsForm(version.input_schema, request.POST or None, initial=preset)
     status = 422 if request.method == "POST" else 200
-    if request.method == "POST" and form.is_valid():
+    costs = estimates.for_version(version)
+    choices = model_choices(version.spec)
+    model_form = ModelForm(choices, request.POST or None, estimates={e["model"]: e for e in costs})
+    if request.method == "POST" and all([form.is_valid(), model_form.is_valid()]):
         mode = request.POST.get("mode", Mode.TEST)
+        models = run_models(version.spec, model_form.cleaned_data["model"])
         try:
-            run = start_run(workflow_version=version, user=request.user, inputs=form.cleaned_inputs, mode=mode)
+            run = start_run(
+                workflow_version=version, user=request.user, inputs=form.cleaned_inputs, mode=mode, models=models
+            )
         except RunRefused as exc:
             form.add_error(None, str(exc))
             status = 429 if isinstance(exc, QueueFull) else status
@@ -60,7 +67,9 @@ def detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         "recent_runs": recent_runs_for_user(request.user, workflow=workflow)[:5],
         "ready_for_full": progression.ready_for_full(request.user, version)[:3],
         "caps": version.spec["caps"],
-        "estimates": estimates.for_version(version),
+        "estimates": costs,
+        "model_form": model_form,
+        "no_model": _no_model_notice(request, version.spec, choices),
     }
     return render(request, "catalog/detail.html", context, status=status)
 
@@ -91,6 +100,20 @@ def skill_index(request: HtmxHttpRequest) -> HttpResponse:
 
 def _one_of(value: str, allowed: list[str]) -> str:
     return value if value in allowed else ""
+
+
+def _no_model_notice(request: HtmxHttpRequest, spec: dict, choices: list) -> str:
+    """When only the offline demo model is offered: which connection to add, or whom to ask."""
+    if any(not c.offline for c in choices):
+        return ""
+    preferred, any_model = policy(spec)
+    needs = "" if any_model else f"This workflow runs on {', '.join(preferred)}. "
+    ask = (
+        NO_MODEL_FOR_OPERATORS
+        if request.user.has_perm("providers.change_providerconnection")
+        else NO_MODEL_FOR_STUDENTS
+    )
+    return f"No model provider is connected for this workflow yet, so only the offline demo runs. {needs}{ask}"
 
 
 def skill_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:

@@ -1,8 +1,7 @@
 from django import forms
 from django.contrib import admin
 
-from settings_app.audit import client_ip, record
-from settings_app.models import AuditAction
+from settings_app.audit import client_ip
 
 from . import services
 from .models import ModelPrice, ProviderConnection
@@ -25,6 +24,7 @@ class ConnectionAdminForm(forms.ModelForm):
             "allow_private_network",
             "default_model",
             "enabled",
+            "position",
             "requests_per_minute",
             "tokens_per_minute",
             "monthly_budget_usd",
@@ -45,13 +45,8 @@ class ConnectionAdminForm(forms.ModelForm):
             raise forms.ValidationError(str(exc)) from exc
         return data
 
-    def save(self, commit=True):
-        connection = super().save(commit=False)
-        if self.cleaned_data.get("api_key"):
-            connection.set_key(self.cleaned_data["api_key"])
-        if commit:
-            connection.save()
-        return connection
+
+OPTIONS = ("enabled", "position", "requests_per_minute", "tokens_per_minute", "monthly_budget_usd")
 
 
 @admin.register(ProviderConnection)
@@ -62,10 +57,22 @@ class ProviderConnectionAdmin(admin.ModelAdmin):
     readonly_fields = ("masked_key", "status", "status_message", "last_tested_at", "from_environment")
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        fields = sorted(set(form.changed_data) - {"api_key"} | ({"key"} if form.cleaned_data.get("api_key") else set()))
-        action = AuditAction.CHANGED if change else AuditAction.CREATED
-        record(action, obj, actor=request.user, ip=client_ip(request), fields=fields)
+        """Through the same service as the settings page: a new key or base URL resets the tested status,
+        and the audit event lists what changed (never the key)."""
+        data = form.cleaned_data
+        saved = services.save_connection(
+            actor=request.user,
+            ip=client_ip(request),
+            provider=data["provider"],
+            label=data["label"],
+            api_key=data.get("api_key", ""),
+            api_base=data.get("api_base", ""),
+            default_model=data.get("default_model", ""),
+            allow_private_network=data.get("allow_private_network", False),
+            connection=ProviderConnection.objects.get(pk=obj.pk) if change else None,
+            options={name: data.get(name) for name in OPTIONS if name in data},
+        )
+        obj.pk, obj._state.adding = saved.pk, False
 
     def delete_model(self, request, obj):
         services.delete_connection(obj, actor=request.user, ip=client_ip(request))

@@ -32,6 +32,10 @@ class ProviderConnection(models.Model):
     )
     default_model = models.CharField(max_length=120, blank=True)
     enabled = models.BooleanField(default=True)
+    position = models.PositiveSmallIntegerField(
+        default=100,
+        help_text="Order on the run form: the connection with the lowest number offers the default model.",
+    )
     from_environment = models.BooleanField(default=False, editable=False)
     requests_per_minute = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: no limit.")
     tokens_per_minute = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: no limit.")
@@ -69,6 +73,20 @@ class ProviderConnection(models.Model):
     @property
     def masked_key(self) -> str:
         return f"••••{self.key_last4}" if self.encrypted_key else "—"
+
+
+class CircuitBreaker(models.Model):
+    """Recent failures of one connection, shared by every worker process (providers.breaker)."""
+
+    connection = models.OneToOneField(
+        ProviderConnection, on_delete=models.CASCADE, primary_key=True, related_name="breaker"
+    )
+    failures = models.PositiveIntegerField(default=0)
+    window_started_at = models.DateTimeField(null=True, blank=True)
+    open_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.connection_id}: {self.failures} failures, open until {self.open_until or '—'}"
 
 
 class RateWindow(models.Model):

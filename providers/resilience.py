@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from . import llm, ratelimit
+from . import breaker, llm, ratelimit
 from .resolution import Target
 
 MAX_RETRIES = 2
@@ -16,8 +16,11 @@ BASE_DELAY = 0.5
 MAX_DELAY = 20.0
 
 
-def attempt_record(target: Target, attempt: int, status: str, latency_ms: int, error: str = "") -> dict[str, Any]:
-    """One attempt as the trace keeps it; status is "ok" or the ProviderError kind."""
+def attempt_record(
+    target: Target, attempt: int, status: str, latency_ms: int, error: str = "", detail: str = ""
+) -> dict[str, Any]:
+    """One attempt as the trace keeps it; status is "ok" or the ProviderError kind; `detail` is the provider's
+    own words, redacted and short (the trace is for operators; run reasons carry only `error`)."""
     return {
         "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "model": target.model,
@@ -26,6 +29,7 @@ def attempt_record(target: Target, attempt: int, status: str, latency_ms: int, e
         "status": status,
         "latency_ms": latency_ms,
         "error": error,
+        "detail": detail,
     }
 
 
@@ -97,6 +101,10 @@ def call(
     when one cuts a call short. No attempt starts after the deadline."""
     last: llm.ProviderError | None = None
     for target in targets:
+        if breaker.is_open(target):  # it failed repeatedly just now: go straight to the fallback
+            last = breaker.skipped(target)
+            on_attempt(attempt_record(target, 0, last.kind, 0, last.message))
+            continue
         for attempt in range(1, MAX_RETRIES + 2):
             if control.stop.is_set():
                 raise Stopped("cancelled", last)
@@ -111,11 +119,13 @@ def call(
                 if isinstance(exc, llm.CutShort):
                     on_cut_short(exc.partial, target)
                 elapsed = int((time.monotonic() - started) * 1000)
-                on_attempt(attempt_record(target, attempt, exc.kind, elapsed, exc.message))
+                breaker.record(target, exc)
+                on_attempt(attempt_record(target, attempt, exc.kind, elapsed, exc.message, exc.detail))
                 if not exc.retryable or attempt > MAX_RETRIES:
                     break
                 _pause(control, backoff(attempt, exc.retry_after), last)
                 continue
+            breaker.record(target, None)
             on_attempt(attempt_record(target, attempt, "ok", result.latency_ms))
             return result, target
     assert last is not None

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from .crypto import decrypt
 from .models import Provider, ProviderConnection
 from .offline import MODEL as OFFLINE_MODEL
+from .registry import PROVIDERS
 from .ssrf import check_base_url
 
 
@@ -40,6 +42,17 @@ def split_model(name: str) -> tuple[str, str]:
     return provider, model
 
 
+def normalise_base(provider: str, api_base: str) -> str:
+    """LiteLLM adds /v1/messages to an Anthropic base URL itself, so a base written the common way, ending in
+    /v1 (or /v1/messages), would reach /v1/v1/messages: cut it back to the host (docs/providers.md)."""
+    base = api_base.rstrip("/")
+    if provider == Provider.ANTHROPIC:
+        for suffix in ("/v1/messages", "/v1"):
+            if base.endswith(suffix):
+                return base[: -len(suffix)]
+    return base
+
+
 def target_for(name: str, connection: ProviderConnection | None) -> Target:
     """A callable target: the key decrypted (SecretUnreadable if it cannot be) and the base URL checked
     against the SSRF guard at call time, since DNS answers can change after the URL was saved."""
@@ -59,7 +72,7 @@ def target_for(name: str, connection: ProviderConnection | None) -> Target:
         provider=provider,
         litellm_model=litellm_model,
         api_key=key or ("not-needed" if provider == Provider.OPENAI_COMPATIBLE else None),
-        api_base=connection.api_base or None,
+        api_base=normalise_base(provider, connection.api_base) if connection.api_base else None,
         connection_id=connection.pk,
         requests_per_minute=connection.requests_per_minute,
         tokens_per_minute=connection.tokens_per_minute,
@@ -73,8 +86,9 @@ def _usable(connection: ProviderConnection) -> bool:
 
 
 def configured_connections() -> dict[str, ProviderConnection]:
+    """The connection each provider's models go through: the operator's first (by position) usable one."""
     found: dict[str, ProviderConnection] = {}
-    for conn in ProviderConnection.objects.filter(enabled=True).order_by("pk"):
+    for conn in ProviderConnection.objects.filter(enabled=True).order_by("position", "pk"):
         if _usable(conn):
             found.setdefault(conn.provider, conn)
     return found
@@ -102,5 +116,75 @@ def resolve(preferences: list[str], *, explicit: bool) -> list[Target]:
     if not explicit and not connections:
         return [target_for(OFFLINE_MODEL, None)]
     raise ModelNotAvailable(
-        "None of the models " + ", ".join(preferences) + " has a connected provider. Connect one in Settings."
+        "None of the models " + ", ".join(preferences) + " has a connected provider. " + NO_MODEL_FOR_STUDENTS
+    )
+
+
+# -- What a workflow may run on ------------------------------------------------------------------------------
+
+OFFLINE_LABEL = "Offline demo model (not AI)"
+NO_MODEL_FOR_STUDENTS = (
+    "Ask an operator to connect a model provider (an OpenAI-compatible server such as Ollama works)."
+)
+NO_MODEL_FOR_OPERATORS = (
+    "Connect a provider under Providers: an OpenAI-compatible server (Ollama, vLLM, LM Studio) or a cloud key."
+)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    name: str  # provider/model
+    label: str
+    offline: bool = False
+
+
+def policy(spec: dict[str, Any]) -> tuple[list[str], bool]:
+    """A spec's preferred models (best first) and whether any connected chat model may run it (default yes)."""
+    return list(spec.get("models") or []), bool(spec.get("any_model", True))
+
+
+def model_choices(spec: dict[str, Any]) -> list[ModelChoice]:
+    """The models a run of this spec may use now: connected ones in the operator's order (each connection's
+    default model, then the spec's preferred models it serves), or only the preferred ones when the spec
+    says so; the offline demo model always last."""
+    preferred, any_model = policy(spec)
+    connections = configured_connections()
+    names: list[str] = []
+    if any_model:
+        for provider, conn in sorted(connections.items(), key=lambda item: (item[1].position, item[1].pk)):
+            names.append(conn.default_model or f"{provider}/{PROVIDERS[provider].models[0]}")
+            names += [n for n in preferred if n.partition("/")[0] == provider]
+    else:
+        names = [n for n in preferred if n.partition("/")[0] in connections]
+    choices: list[ModelChoice] = []
+    for name in dict.fromkeys(names):
+        provider, _, model = name.partition("/")
+        if provider in Provider.values and provider != Provider.OFFLINE:
+            label = f"{model} — {Provider(provider).label} ({connections[provider].label})"
+            choices.append(ModelChoice(name=name, label=label))
+    return [*choices, ModelChoice(name=OFFLINE_MODEL, label=OFFLINE_LABEL, offline=True)]
+
+
+def run_models(spec: dict[str, Any], chosen: str) -> list[str]:
+    """What a run records as its models: the chosen one, then the other real choices as its fallbacks."""
+    if split_model(chosen)[0] == Provider.OFFLINE:
+        return [chosen]
+    return [chosen, *(c.name for c in model_choices(spec) if not c.offline and c.name != chosen)]
+
+
+def resolve_for_run(spec: dict[str, Any], requested: list[str]) -> list[Target]:
+    """Targets for a run: the models it asked for, or else what the spec allows that is connected now."""
+    if requested:
+        return resolve(requested, explicit=True)
+    real = [c.name for c in model_choices(spec) if not c.offline]
+    if real:
+        return [target_for(name, configured_connections()[split_model(name)[0]]) for name in real]
+    if not configured_connections():
+        return [target_for(OFFLINE_MODEL, None)]
+    preferred, _ = policy(spec)
+    raise ModelNotAvailable(
+        "This workflow only runs on "
+        + ", ".join(preferred)
+        + ", and none of their providers is connected. "
+        + NO_MODEL_FOR_STUDENTS
     )

@@ -55,7 +55,10 @@ def save_connection(
     default_model: str = "",
     allow_private_network: bool = False,
     connection: ProviderConnection | None = None,
+    options: dict[str, Any] | None = None,
 ) -> ProviderConnection:
+    """Create or change a connection: the settings page and the admin both save through here. `options` are
+    the other fields the admin edits (enabled, rate limits, budget, position)."""
     check_connection_settings(provider, api_key, api_base, allow_private_network, connection)
     created = connection is None
     conn = connection or ProviderConnection(provider=provider, created_by=actor if getattr(actor, "pk", None) else None)
@@ -64,13 +67,18 @@ def save_connection(
         for name, value in (("label", label), ("api_base", api_base), ("default_model", default_model))
         if getattr(conn, name) != value
     ]
+    for name, value in (options or {}).items():
+        if getattr(conn, name) != value:
+            changed.append(name)
+            setattr(conn, name, value)
     conn.provider, conn.label, conn.api_base = provider, label, api_base
     conn.default_model = default_model or f"{provider}/{PROVIDERS[provider].models[0]}"
     conn.allow_private_network = allow_private_network
     if api_key:
         conn.set_key(api_key)
         changed.append("key")
-        conn.status = ConnectionStatus.UNTESTED
+    if not created and {"key", "api_base"} & set(changed):  # an earlier test says nothing about the new settings
+        conn.status, conn.status_message = ConnectionStatus.UNTESTED, ""
     conn.save()
     record(AuditAction.CREATED if created else AuditAction.CHANGED, conn, actor=actor, ip=ip, fields=sorted(changed))
     return conn
@@ -82,15 +90,9 @@ def delete_connection(connection: ProviderConnection, *, actor: Any, ip: str | N
     connection.delete()
 
 
-FRIENDLY = {
-    "auth": "The provider refused the key: it is wrong or revoked.",
-    "quota": "The key works, but the account has no quota or credit left.",
-    "unreachable": "The provider could not be reached: check the base URL and the network.",
-    "timeout": "The provider did not answer in time.",
-    "unknown_model": "The provider does not know the default model; choose another one.",
-    "rate_limit": "The provider is rate-limiting this key right now; try again in a minute.",
-    "server": "The provider had a server error; try again later.",
-}
+def _for_operators(exc: llm.ProviderError) -> str:
+    """The plain sentence, then what the provider said (redacted, short): only operators see a connection."""
+    return f"{exc.message} Provider said: {exc.detail}" if exc.detail else exc.message
 
 
 def test_connection(connection: ProviderConnection, *, actor: Any, ip: str | None) -> tuple[bool, str]:
@@ -104,7 +106,7 @@ def test_connection(connection: ProviderConnection, *, actor: Any, ip: str | Non
     except UnsafeURL as exc:
         ok, message = False, str(exc)
     except llm.ProviderError as exc:
-        ok, message = False, FRIENDLY.get(exc.kind, exc.message)
+        ok, message = False, _for_operators(exc)
     else:
         ok, message = True, f"Connected to {label}."
     _remember(connection, ok, message)
@@ -194,8 +196,10 @@ def check_reachable(target: Target) -> tuple[bool, str, llm.LLMResult | None]:
     except llm.ProviderError as exc:
         if exc.retryable:
             return True, f"busy ({exc.kind}); the run will retry", None
-        _remember(connection, False, FRIENDLY.get(exc.kind, exc.message))
-        return False, connection.status_message, None
+        if exc.kind == "unknown_model":  # this run's model, not the connection, is wrong
+            return False, exc.message, None
+        _remember(connection, False, _for_operators(exc))
+        return False, exc.message, None
     _remember(connection, True, "Connected.")
     return True, "connected", result
 

@@ -23,7 +23,7 @@ from catalog.models import Skill, SkillVersion
 from providers import llm, pricing, resilience
 from providers.crypto import EncryptionNotConfigured, SecretUnreadable
 from providers.models import ProviderConnection
-from providers.resolution import ModelNotAvailable, Target, resolve
+from providers.resolution import ModelNotAvailable, Target, resolve_for_run
 from providers.services import check_reachable
 from providers.ssrf import UnsafeURL
 from settings_app import audit
@@ -141,7 +141,7 @@ class Executor:
             self._check_progression(checks)
         self.skills = self._skills()
         try:
-            self.targets = resolve(run.requested_models or spec.get("models", []), explicit=bool(run.requested_models))
+            self.targets = resolve_for_run(spec, run.requested_models)
         except (ModelNotAvailable, SecretUnreadable, EncryptionNotConfigured, UnsafeURL) as exc:
             raise RunStopped(Status.FAILED, str(exc)) from exc
         for target in self.targets:

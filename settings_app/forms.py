@@ -7,12 +7,39 @@ from django import forms
 from providers.models import Provider
 from providers.registry import PROVIDERS, model_choices
 
-
-def _model_choices() -> list[tuple[str, list[tuple[str, str]]]]:
-    return [(Provider(p).label, [(m, m) for m in model_choices(p)]) for p in PROVIDERS]
+# What the form suggests per provider: a label and where its base URL points.
+LABELS = {
+    Provider.OPENAI: "OpenAI",
+    Provider.ANTHROPIC: "Anthropic",
+    Provider.GEMINI: "Google Gemini",
+    Provider.DEEPSEEK: "DeepSeek",
+    Provider.OPENAI_COMPATIBLE: "Local server",
+    Provider.OFFLINE: "Offline demo",
+}
+BASE_HINTS = {
+    Provider.OPENAI: ("https://api.openai.com/v1", "Leave empty for OpenAI itself; set it only for a proxy."),
+    Provider.ANTHROPIC: (
+        "https://api.anthropic.com",
+        "Leave empty for Anthropic itself. A proxy's URL may end in /v1 or not: both reach /v1/messages.",
+    ),
+    Provider.GEMINI: (
+        "https://generativelanguage.googleapis.com/v1beta",
+        "Leave empty for Google itself; set it only for a proxy.",
+    ),
+    Provider.DEEPSEEK: ("https://api.deepseek.com", "Leave empty for DeepSeek itself; set it only for a proxy."),
+    Provider.OPENAI_COMPATIBLE: (
+        "http://127.0.0.1:11434/v1",
+        "Required: the server's OpenAI-style URL (Ollama: http://127.0.0.1:11434/v1, vLLM: "
+        "http://127.0.0.1:8000/v1, LM Studio: http://127.0.0.1:1234/v1).",
+    ),
+    Provider.OFFLINE: ("", "Not used: the offline demo model is built in."),
+}
 
 
 class ConnectionForm(forms.Form):
+    """A connection as the operator writes it. The model list, label and base URL hint follow the chosen
+    provider (re-rendered by the server when the provider changes, so it works without JavaScript too)."""
+
     provider = forms.ChoiceField(choices=Provider.choices)
     label = forms.CharField(max_length=80, help_text="A name you will recognise, e.g. “Team OpenAI”.")
     api_key = forms.CharField(
@@ -23,20 +50,57 @@ class ConnectionForm(forms.Form):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
         help_text="Write-only: stored encrypted and never shown again. Leave empty to keep the stored key.",
     )
-    api_base = forms.URLField(
-        label="Base URL",
-        required=False,
-        assume_scheme="https",
-        help_text="Only for an OpenAI-compatible server (Ollama: http://127.0.0.1:11434/v1) or a proxy.",
-    )
+    api_base = forms.URLField(label="Base URL", required=False, assume_scheme="https")
     allow_private_network = forms.BooleanField(
         label="The server is on my own network (allow private and loopback addresses)", required=False
     )
-    default_model = forms.ChoiceField(label="Default model", choices=_model_choices)
+    allow_unpriced = forms.BooleanField(
+        label="Allow runs on models without a price (a server you do not pay per token)",
+        required=False,
+        help_text="Otherwise a model with no known price is refused, since no dollar budget could hold it; "
+        "you can also set prices in the admin (Model prices).",
+    )
+    default_model = forms.CharField(
+        label="Default model",
+        required=False,
+        max_length=120,
+        help_text="The model runs use first. Empty: the provider's first suggestion.",
+    )
 
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        provider, model = data.get("provider"), data.get("default_model", "")
-        if provider and model and not model.startswith(f"{provider}/"):
-            self.add_error("default_model", "Choose a model of the selected provider.")
-        return data
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        raw = (self.data.get("provider") if self.is_bound else None) or self.initial.get("provider")
+        self.chosen = raw if raw in PROVIDERS else Provider.OPENAI
+        self.suggestions = model_choices(self.chosen)
+        placeholder, hint = BASE_HINTS[self.chosen]
+        self.fields["api_base"].help_text = hint
+        self.fields["api_base"].widget.attrs["placeholder"] = placeholder
+        self.fields["default_model"].widget.attrs.update(
+            {"list": "model-suggestions", "placeholder": self.suggestions[0], "autocomplete": "off"}
+        )
+        self.fields["provider"].widget.attrs.update({"data-provider-select": ""})
+
+    def clean_default_model(self) -> str:
+        model = self.cleaned_data.get("default_model", "").strip()
+        if not model:
+            return ""
+        provider, sep, name = model.partition("/")
+        if not sep:  # a bare name ("llama3.2") belongs to the chosen provider
+            return f"{self.chosen}/{model}"
+        if provider != self.chosen:
+            raise forms.ValidationError(f"Use a model of {Provider(self.chosen).label}, e.g. {self.suggestions[0]}.")
+        if not name:
+            raise forms.ValidationError("Name the model after the slash.")
+        return model
+
+
+def provider_initial(provider: str, label: str = "") -> dict[str, Any]:
+    """The form's starting values for a provider: a label unless the operator typed their own."""
+    provider = provider if provider in PROVIDERS else Provider.OPENAI
+    keep = label and label not in LABELS.values()
+    return {
+        "provider": provider,
+        "label": label if keep else LABELS[Provider(provider)],
+        "default_model": model_choices(provider)[0],
+        "allow_private_network": provider == Provider.OPENAI_COMPATIBLE,
+    }

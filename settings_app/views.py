@@ -2,45 +2,77 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from providers import services
+from providers import crypto, services
 from providers.models import ProviderConnection
+from runs.models import Run, Status
 
 from .audit import client_ip
 from .checks import unreadable_connections
-from .forms import ConnectionForm
+from .forms import ConnectionForm, provider_initial
 from .htmx import HtmxHttpRequest
 
 MANAGE = "providers.change_providerconnection"
+PENDING_KEY = "pending_connection_key"  # a pasted key kept (encrypted, server side) across a validation error
 
 
 def _save(request: HtmxHttpRequest, form: ConnectionForm, connection: ProviderConnection | None) -> bool:
+    pending = request.session.get(PENDING_KEY)
     if not form.is_valid():
+        _keep_key(request, form)
         return False
+    data = dict(form.cleaned_data)
+    options = {"allow_unpriced": data.pop("allow_unpriced", False)}
+    if not data["api_key"] and pending:
+        try:
+            data["api_key"] = crypto.decrypt(pending["token"])
+        except crypto.SecretUnreadable:
+            request.session.pop(PENDING_KEY, None)
     try:
-        services.save_connection(actor=request.user, ip=client_ip(request), connection=connection, **form.cleaned_data)
+        services.save_connection(
+            actor=request.user, ip=client_ip(request), connection=connection, options=options, **data
+        )
     except services.ConnectionError_ as exc:
         form.add_error(None, str(exc))
+        _keep_key(request, form)
         return False
+    request.session.pop(PENDING_KEY, None)
     return True
+
+
+def _keep_key(request: HtmxHttpRequest, form: ConnectionForm) -> None:
+    key = (form.data.get("api_key") or "").strip()
+    if key:
+        request.session[PENDING_KEY] = {"token": crypto.encrypt(key), "last4": key[-4:] if len(key) >= 8 else ""}
+
+
+def _form_context(request: HtmxHttpRequest, form: ConnectionForm) -> dict[str, Any]:
+    pending = request.session.get(PENDING_KEY) if request.method == "POST" else None
+    if request.method == "GET":
+        request.session.pop(PENDING_KEY, None)
+    return {"form": form, "pending_last4": pending["last4"] if pending else None}
 
 
 @permission_required(MANAGE, raise_exception=True)
 def providers(request: HtmxHttpRequest) -> HttpResponse:
-    form = ConnectionForm(
-        request.POST or None, initial={"provider": "offline", "label": "Offline demo", "default_model": "offline/demo"}
-    )
+    initial = provider_initial(request.GET.get("provider", "openai_compatible"), request.GET.get("label", ""))
+    form = ConnectionForm(request.POST or None, initial=initial)
     if request.method == "POST" and _save(request, form, None):
         messages.success(request, "Connection saved. Test it to check that it works.")
         return redirect("settings:providers")
-    connections = ProviderConnection.objects.order_by("provider", "label")
+    context = {**_form_context(request, form), "form_url": request.path}
+    if request.htmx and request.method == "GET":  # the provider changed: its label, hint and models
+        return render(request, "settings_app/_connection_form.html", {**context, "submit": "Save connection"})
+    connections = ProviderConnection.objects.order_by("position", "provider", "label")
     status = 422 if request.method == "POST" else 200
-    context = {"form": form, "connections": connections, "unreadable": unreadable_connections()}
+    context = {**context, "connections": connections, "unreadable": unreadable_connections()}
     return render(request, "settings_app/providers.html", context, status=status)
 
 
@@ -52,14 +84,20 @@ def edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "label": connection.label,
         "api_base": connection.api_base,
         "allow_private_network": connection.allow_private_network,
+        "allow_unpriced": connection.allow_unpriced,
         "default_model": connection.default_model,
     }
+    if request.GET.get("provider"):
+        initial.update(provider_initial(request.GET["provider"], request.GET.get("label", connection.label)))
     form = ConnectionForm(request.POST or None, initial=initial)
     if request.method == "POST" and _save(request, form, connection):
         messages.success(request, "Connection updated.")
         return redirect("settings:providers")
+    context = {**_form_context(request, form), "connection": connection, "form_url": request.path}
+    if request.htmx and request.method == "GET":
+        return render(request, "settings_app/_connection_form.html", {**context, "submit": "Save changes"})
     status = 422 if request.method == "POST" else 200
-    return render(request, "settings_app/edit.html", {"form": form, "connection": connection}, status=status)
+    return render(request, "settings_app/edit.html", context, status=status)
 
 
 @require_POST
@@ -73,10 +111,18 @@ def test(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return redirect("settings:providers")
 
 
-@require_POST
 @permission_required("providers.delete_providerconnection", raise_exception=True)
 def delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """GET asks for confirmation and says what will happen; POST removes."""
     connection = get_object_or_404(ProviderConnection, pk=pk)
-    services.delete_connection(connection, actor=request.user, ip=client_ip(request))
-    messages.success(request, "Connection removed; its key is deleted.")
-    return redirect("settings:providers")
+    if request.method == "POST":
+        services.delete_connection(connection, actor=request.user, ip=client_ip(request))
+        messages.success(request, f"Connection “{connection.label}” removed; its key is deleted.")
+        return redirect("settings:providers")
+    runs = Run.objects.filter(connection=connection)
+    context = {
+        "connection": connection,
+        "runs_total": runs.count(),
+        "runs_active": runs.filter(status__in=(Status.QUEUED, Status.RUNNING)).count(),
+    }
+    return render(request, "settings_app/delete.html", context)

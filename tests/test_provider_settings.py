@@ -83,7 +83,7 @@ def test_editing_without_a_key_keeps_the_stored_key(operator):
             {"provider": "openai_compatible", "api_key": "", "default_model": "openai_compatible/llama3.2"},
             "needs its base URL",
         ),
-        ({"default_model": "anthropic/claude-haiku-4-5-20251001"}, "Choose a model of the selected provider"),
+        ({"default_model": "anthropic/claude-haiku-4-5-20251001"}, "Use a model of OpenAI, e.g. openai/gpt-4o-mini"),
         ({"api_base": "http://169.254.169.254/latest/"}, "never allowed"),
         ({"api_base": "http://127.0.0.1:11434/v1"}, "an operator must allow private networks"),
     ],
@@ -119,12 +119,12 @@ def test_test_connection_says_connected_or_what_is_wrong(operator):
         assert connection.status == ConnectionStatus.CONNECTED and connection.last_tested_at
         server.push({"status": 401})
         fragment = operator.post(url, HTTP_HX_REQUEST="true").content.decode()
-        assert "The provider refused the key: it is wrong or revoked." in fragment
+        assert "OpenAI rejected the API key (wrong or revoked key)." in fragment
         server.push({"status": 429, "message": "You exceeded your current quota"})
         assert "no quota or credit left" in operator.post(url, HTTP_HX_REQUEST="true").content.decode()
         assert len(server.requests) == 3
     last = operator.post(url, HTTP_HX_REQUEST="true").content.decode()
-    assert "could not be reached" in last, last
+    assert "refused the connection" in last, last
     assert AuditEvent.objects.filter(action="tested").count() == 4
 
 
@@ -198,3 +198,86 @@ def test_rate_limits_are_shared_through_the_database_not_process_memory():
     thread.start()
     thread.join()
     assert waits[0] == 0.0 and 0 < waits[1] <= 60
+
+
+# -- The page follows the chosen provider, keeps a pasted key, confirms removal; the admin uses the service --
+
+
+def test_choosing_a_provider_sets_its_label_base_url_hint_and_only_its_models(operator):
+    fragment = operator.get(
+        reverse("settings:providers"), {"provider": "anthropic", "label": "OpenAI"}, HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert "<html" not in fragment
+    assert 'value="Anthropic"' in fragment  # the label follows unless the operator typed their own
+    assert "/v1/messages" in fragment and 'placeholder="https://api.anthropic.com"' in fragment
+    models = fragment.split('<datalist id="model-suggestions">')[1].split("</datalist>")[0]
+    assert '<option value="anthropic/claude-haiku-4-5-20251001">' in models
+    assert "openai/" not in models and "gemini/" not in models
+    typed = operator.get(reverse("settings:providers"), {"provider": "deepseek", "label": "Lab key"}).content.decode()
+    assert 'value="Lab key"' in typed
+
+
+def test_a_bare_model_name_belongs_to_the_chosen_provider(operator):
+    response = add(
+        operator,
+        provider="openai_compatible",
+        api_key="",
+        api_base="http://127.0.0.1:11434/v1",
+        allow_private_network="on",
+        default_model="qwen2.5:7b",
+    )
+    assert response.status_code == 302
+    assert ProviderConnection.objects.get().default_model == "openai_compatible/qwen2.5:7b"
+
+
+def test_a_pasted_key_survives_a_validation_error_without_being_sent_back(operator):
+    response = add(operator, label="")  # the label is missing; the key was pasted
+    assert response.status_code == 422
+    page = response.content.decode()
+    assert KEY not in page and "ending cdef" in page
+    assert add(operator, api_key="").status_code == 302  # the operator fixes the label only
+    connection = ProviderConnection.objects.get()
+    from providers import crypto
+
+    assert crypto.decrypt(connection.encrypted_key) == KEY
+
+
+def test_removing_asks_first_and_says_what_happens_to_runs(operator, catalog, alice):
+    add(operator)
+    connection = ProviderConnection.objects.get()
+    from runs.models import Run
+
+    Run.objects.create(
+        user=alice, workflow_version=catalog.latest_version, mode="test", inputs={}, connection=connection
+    )
+    url = reverse("settings:delete", args=[connection.pk])
+    page = operator.get(url).content.decode()
+    assert "Remove OpenAI — Team?" in page
+    assert "1 queued or running run uses it" in page and "1 run used it" in page
+    assert ProviderConnection.objects.exists()
+    assert operator.post(url).status_code == 302
+    assert not ProviderConnection.objects.exists()
+
+
+def test_the_admin_saves_through_the_service_and_a_new_key_resets_the_status(client, django_user_model):
+    admin = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(admin)
+    add(client)
+    connection = ProviderConnection.objects.get()
+    ProviderConnection.objects.filter(pk=connection.pk).update(status=ConnectionStatus.CONNECTED)
+    form = {
+        "provider": "openai",
+        "label": "Team",
+        "api_key": "sk-new-admin-key-0123456789abcdef",
+        "api_base": "",
+        "default_model": "openai/gpt-4o-mini",
+        "enabled": "on",
+        "position": "5",
+    }
+    response = client.post(reverse("admin:providers_providerconnection_change", args=[connection.pk]), form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    connection.refresh_from_db()
+    assert connection.status == ConnectionStatus.UNTESTED and connection.position == 5
+    assert connection.key_last4 == "cdef" and "sk-new" not in connection.encrypted_key
+    event = AuditEvent.objects.filter(action="changed").latest("pk")
+    assert "key" in str(event.__dict__) and "position" in str(event.__dict__)

@@ -33,7 +33,7 @@ def test_it_runs_a_test_run_and_ends_with_one_json_object(catalog):
     result = json.loads(out.strip().splitlines()[-1])
     assert result["status"] == "succeeded"
     assert result["workflow"] == "learn-agentic-ai" and result["mode"] == "test" and result["version"] == 1
-    assert result["tokens"] > 0
+    assert result["tokens"]["total"] == result["tokens"]["prompt"] + result["tokens"]["completion"] > 0
     assert result["cost_usd"] is None and result["cost_unpriced"] is True
     paths = {a["name"]: Path(a["path"]) for a in result["artifacts"]}
     assert set(paths) == {"notes.md", "trace.json", "validation.json"}
@@ -145,3 +145,21 @@ def test_on_a_fresh_data_dir_it_succeeds_in_under_15_seconds(tmp_path):
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1])["status"] == "succeeded"
     assert elapsed < 15, f"took {elapsed:.1f} s"
+
+
+def test_it_shows_the_models_text_on_stderr_as_it_streams(catalog):
+    from providers import services as provider_services
+
+    from .support.fake_llm import fake_llm
+
+    with fake_llm("openai") as server:
+        provider_services.save_connection(
+            actor=None, ip=None, provider="openai", label="Stand-in", api_key="sk-cli-stream-0123456789abcdef",
+            api_base=server.base_url, allow_private_network=True,
+        )  # fmt: skip
+        server.push({}, {"content": "streamed words reach the terminal", "chunk_delay": 0.05})
+        code, out, err = runworkflow("learn-agentic-ai", "--mode", "test", "--model", "openai/gpt-4o-mini", "--json")
+    assert code == 0, out
+    # Word by word on stderr while the call runs; stdout keeps only the result.
+    assert "streamed words reach the terminal" in err
+    assert "streamed words" not in out.strip().splitlines()[-1]

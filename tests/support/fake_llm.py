@@ -6,6 +6,7 @@ Script entries (consumed in order; when the script is empty, a plain answer is s
   {"status": 429, "headers": {"Retry-After": "0"}}   an HTTP error with an OpenAI-style error body
   {"delay": 3.0}                                      sleep before answering (past a timeout)
   {"malformed": True}                                 200 with a body that is not JSON
+  {"truncated": True}                                 200 with a JSON answer cut off half-way
   {"drop": True}                                      close the connection without an answer
   {"tool_call": {"name": ..., "arguments": {...}}}    answer with one tool call
   {"content": "text"}                                 answer with this text
@@ -22,6 +23,11 @@ with `FakeLLM(usage="measured")` (see the "Measured usage" section below): promp
 request the server really received (its messages and tools, with LiteLLM's tokenizer for the model, as a
 provider counts its own), completion tokens from the answer sent; `fill=True` makes every plain answer as long
 as the request's max_tokens allows, the worst case a budget must hold.
+Flavours: "openai" (also DeepSeek and OpenAI-compatible servers), "anthropic", "gemini" (generateContent,
+streamed as server-sent events for streamGenerateContent).
+
+Faults that no server answer can produce (a refused port, an unknown host, TLS spoken to a plain HTTP port)
+are base URLs, made by the helpers at the end of this module.
 """
 
 from __future__ import annotations
@@ -135,13 +141,17 @@ class FakeLLM:
                 if entry.get("malformed"):
                     self._send(200, b"{not json", {})
                     return
-                answer = (
-                    fake.anthropic_answer(body, entry)
-                    if fake.flavour == "anthropic"
-                    else fake.openai_answer(body, entry)
-                )
-                if body.get("stream"):
-                    events = sse_openai(answer) if fake.flavour == "openai" else sse_anthropic(answer)
+                answer = {
+                    "anthropic": fake.anthropic_answer,
+                    "gemini": fake.gemini_answer,
+                }.get(fake.flavour, fake.openai_answer)(body, entry)
+                if entry.get("truncated"):
+                    whole = json.dumps(answer).encode()
+                    self._send(200, whole[: len(whole) // 2], {})
+                    return
+                streamed = body.get("stream") or "streamGenerateContent" in self.path
+                if streamed:
+                    events = {"openai": sse_openai, "anthropic": sse_anthropic}.get(fake.flavour, sse_whole)(answer)
                     if "drop_after" in entry:  # the connection dies mid-stream, after that many events
                         self._stream(events[: entry["drop_after"]], entry.get("chunk_delay", 0), record, end=False)
                         self.connection.shutdown(2)
@@ -280,6 +290,24 @@ class FakeLLM:
         completion = min(int(body.get("max_tokens") or 1 << 30), self._count(body, text=answer))
         return {"input_tokens": self._count(body, messages=messages), "output_tokens": completion}
 
+    def gemini_answer(self, body: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+        contents = body.get("contents") or [{}]
+        asked = " ".join(str(p.get("text", "")) for p in (contents[-1].get("parts") or []))
+        return {
+            "candidates": [
+                {
+                    "content": {
+                        "role": "model",
+                        "parts": [{"text": entry.get("content", f"Fake Gemini answer to: {asked[:80]}")}],
+                    },
+                    "finishReason": "STOP",
+                    "index": 0,
+                }
+            ],
+            "usageMetadata": {"promptTokenCount": 100, "candidatesTokenCount": 50, "totalTokenCount": 150},
+            "modelVersion": "gemini-fake",
+        }
+
 
 def _words(text: str) -> list[str]:
     words = text.split(" ")
@@ -308,6 +336,11 @@ def sse_openai(answer: dict[str, Any]) -> list[bytes]:
     chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}]})
     chunks.append({**base, "choices": [], "usage": answer["usage"]})
     return [f"data: {json.dumps(c)}\n\n".encode() for c in chunks] + [b"data: [DONE]\n\n"]
+
+
+def sse_whole(answer: dict[str, Any]) -> list[bytes]:
+    """The whole answer as one server-sent event (Gemini's streamGenerateContent with alt=sse)."""
+    return [f"data: {json.dumps(answer)}\n\n".encode()]
 
 
 def sse_anthropic(answer: dict[str, Any]) -> list[bytes]:
@@ -390,3 +423,24 @@ class ConnectionCounter:
         self._stop.set()
         self.thread.join()
         self.sock.close()
+
+
+# --- Faults below HTTP: base URLs that fail before any answer --------------------------------------------
+
+
+def refused_base_url(path: str = "/v1") -> str:
+    """A loopback port nothing listens on (bound, then closed), so connecting is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}{path}"
+
+
+def unresolvable_base_url(path: str = "/v1") -> str:
+    """A host name that never resolves (.invalid is reserved for this, RFC 2606)."""
+    return f"http://no-such-host.invalid{path}"
+
+
+def tls_mismatch_base_url(server: FakeLLM) -> str:
+    """https:// to the fake's plain HTTP port: the TLS handshake fails."""
+    return server.base_url.replace("http://", "https://", 1)

@@ -15,7 +15,7 @@ from catalog.access import get_workflow_for_user
 from runs.access import get_run_for_user, visible_runs
 from runs.forms import HistoryFilter
 from runs.models import Mode, Run
-from runs.services import request_cancel, rerun, resume_run, start_run
+from runs.services import request_cancel, rerun, resume_run, start_from, start_run
 
 from . import events, serialize
 from .auth import require
@@ -124,13 +124,7 @@ def full_run(request: HttpRequest, run_id: UUID) -> Any:
     return _again(
         request,
         run_id,
-        lambda run: start_run(
-            workflow_version=run.workflow_version,
-            user=request.user,
-            inputs=run.inputs,
-            mode=Mode.FULL,
-            models=run.requested_models,
-        ),
+        lambda run: start_from(run, user=request.user, mode=Mode.FULL),
     )
 
 

@@ -172,6 +172,14 @@ def resume_run(run: Run, *, queue: bool = True) -> Run:
     return resumed
 
 
+def start_from(run: Run, *, user: Any, mode: str) -> Run:
+    """A new run of the same version, inputs and models in another mode: a run page's "Test run with these
+    inputs" and "Run full" (web and API)."""
+    return start_run(
+        workflow_version=run.workflow_version, user=user, inputs=run.inputs, mode=mode, models=run.requested_models
+    )
+
+
 def rerun(run: Run, *, user: Any, replay: bool = False, queue: bool = True) -> Run:
     """A new run with the same version, inputs and models. A Rerun asks the model afresh; a Replay reuses the
     answers `run` stored (or, for a replay of a replay, those of the run it replayed) at no cost."""

@@ -22,7 +22,7 @@ from .models import Artifact, Mode, Run
 from .money import format_usd
 from .paging import page_of
 from .rendering import markdown_to_html
-from .services import QueueFull, RunRefused, request_cancel, rerun, resume_run, start_run
+from .services import QueueFull, RunRefused, request_cancel, rerun, resume_run, start_from
 from .usage import rollup_for
 from .usage import summary as usage_summary
 
@@ -141,13 +141,7 @@ def run_full(request: HttpRequest, run_id: str) -> HttpResponse:
     return _again(
         request,
         run_id,
-        lambda run: start_run(
-            workflow_version=run.workflow_version,
-            user=request.user,
-            inputs=run.inputs,
-            mode=Mode.FULL,
-            models=run.requested_models,
-        ),
+        lambda run: start_from(run, user=request.user, mode=Mode.FULL),
     )
 
 
@@ -157,13 +151,7 @@ def run_test(request: HttpRequest, run_id: str) -> HttpResponse:
     return _again(
         request,
         run_id,
-        lambda run: start_run(
-            workflow_version=run.workflow_version,
-            user=request.user,
-            inputs=run.inputs,
-            mode=Mode.TEST,
-            models=run.requested_models,
-        ),
+        lambda run: start_from(run, user=request.user, mode=Mode.TEST),
     )
 
 

@@ -91,6 +91,10 @@ class RunHost:
         if free > 0:
             for run_id in dispatch.claim(free, worker=self.name):
                 self._start(str(run_id))
+        if self._due("recovery", settings.RUN_RECOVERY_EVERY_SECONDS):  # idle hosts too: others' runs may be lost
+            from .recovery import recover_stale_runs
+
+            recover_stale_runs()
         with self._lock:
             hosted = dict(self.hosted)
         if not hosted:
@@ -100,10 +104,6 @@ class RunHost:
             self._flush(hosted)
         if self._due("heartbeat", settings.RUN_HEARTBEAT_SECONDS):
             Run.objects.filter(pk__in=list(hosted), status=Status.RUNNING).update(heartbeat_at=timezone.now())
-        if self._due("recovery", settings.RUN_RECOVERY_EVERY_SECONDS):
-            from .recovery import recover_stale_runs
-
-            recover_stale_runs()
 
     def _watch(self, hosted: dict[str, RunControl]) -> None:
         """One query for all hosted runs: those asked to cancel, and those someone else ended."""

@@ -114,7 +114,6 @@ def test_a_full_run_is_locked_until_a_test_run_with_the_same_inputs_passed(api, 
     assert from_run.status_code == 201 and from_run.json()["mode"] == "full"
 
 
-@pytest.mark.xfail(reason="progression per user arrives with issue 11 (runs/progression.py)", strict=False)
 def test_the_progression_counts_for_one_user_at_a_time(api, bob, catalog):
     """Bob's passed test run does not unlock alice's full run through the API (the web rule, per user)."""
     finished_test_run(catalog, bob)

@@ -399,6 +399,20 @@ def _table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+GAPS = """#### Where a target is not met, and why
+
+- **One client**: every page answers in 8-30 ms p50 with 100,000 runs, on SQLite and PostgreSQL: history and
+  usage no longer grow with the runs (keyset pages on `run_recent` / `run_user_recent`; the `UsageDay` /
+  `UsageDayTotal` rollups), where the issue measured 262 ms and 707 ms on the same data.
+- **20 clients on 2 cores**: a logged-in page costs 8-30 ms of CPU (session and user rows, the navigation's
+  permission checks, query compiling, template rendering; on the catalog and workflow pages also spec parsing
+  and form widgets), against about 1 ms for the login redirect. With 20 requests in flight the queue for 2
+  cores is what the p95 measures, so no page gets near 2x a 1 ms baseline. Cutting the fixed cost (a cached
+  per-user navigation, specs parsed once per process, cached fragments) is the next step; more cores or web
+  hosts scale it meanwhile.
+- **Web workers are light**: about 90 MB each at idle after serving every page; LiteLLM is never loaded."""
+
+
 def main(quick: bool) -> str:
     sizes = QUICK if quick else FULL
     parts = [
@@ -416,6 +430,7 @@ def main(quick: bool) -> str:
             parts += ["", _table(_measure(backend, quick))]
         except Exception as exc:  # one backend failing still reports the other
             parts += ["", f"#### {backend}: not measured ({type(exc).__name__}: {str(exc)[:300]})"]
+    parts += ["", GAPS]
     return "\n".join(parts)
 
 

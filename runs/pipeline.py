@@ -1,4 +1,4 @@
-"""Executing one run: validate, then the steps with their tool loop, then the artifacts.
+"""Executing one run: validate (runs/validation.py), then the steps with their tool loop, then the artifacts.
 
 Lifecycle (docs/runs.md): a run is claimed (queued → running) by exactly one worker, then every outcome
 ends in a finished status with a one-sentence reason and a trace.json, whatever happens.
@@ -8,54 +8,38 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from catalog import inputs as run_inputs
 from catalog import templating
-from catalog.models import Skill, SkillVersion
-from providers import llm, pricing, resilience
-from providers.crypto import EncryptionNotConfigured, SecretUnreadable
-from providers.models import ProviderConnection
-from providers.resolution import ModelNotAvailable, Target, resolve_for_run
-from providers.services import check_reachable
-from providers.ssrf import UnsafeURL
-from settings_app import audit
-from settings_app.models import AuditAction
+from catalog.models import SkillVersion
+from providers import llm, resilience
+from providers.resolution import Target
 
-from . import cache, costs, money, progression, prompts, tools, usage
+from . import cache, costs, money, prompts, tools, usage
 from .control import RunControl, Why
 from .dispatch import claim_one
 from .models import Artifact, Mode, Run, Status
 from .trace import Trace, now_iso, run_summary, step_totals
+from .validation import RunStopped, Validation
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
 
-class RunStopped(Exception):
-    """Ends a run cleanly with a status and a reason (limits, cancel, refusals)."""
-
-    def __init__(self, status: Status, reason: str):
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
 claim = claim_one
+__all__ = ["ArtifactUnwritable", "Executor", "RunStopped", "claim", "execute", "execute_claimed"]
 
 
 class ArtifactUnwritable(Exception):
     """The disk refused an artifact (full, permissions): the run fails with that reason."""
 
 
-class Executor:
+class Executor(Validation):
     def __init__(self, run: Run, control: RunControl, on_progress: Progress | None = None) -> None:
         self.run = run
         self.control = control
@@ -111,118 +95,6 @@ class Executor:
 
     def _tool_defs(self, step: dict[str, Any]) -> list[dict[str, Any]] | None:
         return tools.definitions(step["tools"], self.skills) if step.get("tools") else None
-
-    # -- validate --------------------------------------------------------------------------------------
-    def validate(self) -> None:
-        run, spec = self.run, self.spec
-        self.say("Validating inputs, model, cost and budget")
-        self._save(current_step="Validate")
-        self.caps = spec["caps"][Mode.TEST if run.mode == Mode.VALIDATE else run.mode]
-        self.limit_seconds = min(self.caps["timeout_seconds"], settings.RUN_MAX_SECONDS)
-        self.control.deadline = time.monotonic() + self.limit_seconds
-        checks: list[dict[str, Any]] = []
-        self.trace.validation = {"at": now_iso(), "checks": checks, "caps": self.caps}
-        from .services import refusal_before_start  # services imports this module
-
-        refusal = refusal_before_start(run)  # an operator may have switched it off while it was queued
-        if refusal:
-            raise RunStopped(Status.FAILED, refusal)
-        try:
-            run_inputs.validate(spec["inputs"], run.inputs)
-        except run_inputs.InputError as exc:
-            raise RunStopped(Status.FAILED, f"The inputs are not valid: {exc}") from exc
-        checks.append({"check": "inputs", "ok": True})
-        max_steps = self.caps.get("max_steps", len(spec["steps"]))
-        if len(spec["steps"]) > max_steps:
-            raise RunStopped(
-                Status.FAILED, f"The workflow has {len(spec['steps'])} steps; this mode allows {max_steps}."
-            )
-        if run.mode == Mode.FULL:
-            self._check_progression(checks)
-        self.skills = self._skills()
-        try:
-            self.targets = resolve_for_run(spec, run.requested_models)
-        except (ModelNotAvailable, SecretUnreadable, EncryptionNotConfigured, UnsafeURL) as exc:
-            raise RunStopped(Status.FAILED, str(exc)) from exc
-        for target in self.targets:
-            self.trace.hide(target.api_key)
-            self.prices[target.model] = pricing.price_of(target)
-        self.targets = self.targets[:1] + money.priced_fallbacks(self.targets[1:], self.prices)
-        self._check_connection(checks)
-        primary = self.targets[0]
-        checks.append(
-            {"check": "model", "ok": True, "model": primary.model, "fallbacks": [t.model for t in self.targets[1:]]}
-        )
-        estimate = self._estimate(primary)
-        budget = self._budget()
-        checks.append({"check": "cost", "ok": True, "estimated_cost_usd": estimate, "budget_usd": budget})
-        self._save(
-            model_used=primary.model,
-            connection_id=primary.connection_id,
-            estimated_cost_usd=estimate,
-            steps_total=len(spec["steps"]),
-        )
-        self._audit_use()
-        if estimate is not None and estimate > budget:
-            raise RunStopped(
-                Status.STOPPED,
-                f"Refused: the estimated cost {money.format_usd(estimate)} is above the budget "
-                f"{money.format_usd(budget)}.",
-            )
-        refusal = money.reserve(run, primary.connection_id, estimate)
-        if refusal:
-            raise RunStopped(Status.STOPPED, refusal)
-
-    def _skills(self) -> dict[str, SkillVersion]:
-        """The spec's own skills, plus the one a template workflow's skill input chose (its latest version)."""
-        versions = self.run.workflow_version.skills.select_related("skill").order_by("skill__name")
-        skills = {sv.skill.name: sv for sv in versions}
-        chosen = run_inputs.skill_input(self.spec["inputs"])
-        if chosen:
-            skill = Skill.objects.select_related("latest").filter(name=self.run.inputs.get(chosen)).first()
-            if skill is None or skill.latest is None:
-                raise RunStopped(Status.FAILED, f"The skill '{self.run.inputs.get(chosen)}' is not in the catalog.")
-            skills[skill.name] = skill.latest
-        self.trace.validation["skills"] = {name: sv.content_hash[:12] for name, sv in skills.items()}
-        self.trace.validation["disclosure"] = tools.disclosure(skills)  # how much of each SKILL.md the prompt got
-        return skills
-
-    def _check_progression(self, checks: list[dict[str, Any]]) -> None:
-        reason = progression.full_run_blocker(
-            self.run.workflow_version, self.run.inputs_hash, user=self.run.user, exclude=self.run.pk
-        )
-        if reason and not progression.may_skip(self.run.user):
-            raise RunStopped(Status.FAILED, reason)
-        checks.append({"check": "progression", "ok": True, "skipped": bool(reason)})
-
-    def _check_connection(self, checks: list[dict[str, Any]]) -> None:
-        """At most one minimal call per connection; a connection that refuses is dropped for its fallback."""
-        usable = []
-        for target in self.targets:
-            ok, found, result = check_reachable(target)
-            checks.append({"check": "connection", "model": target.model, "ok": ok, "found": found})
-            if result is not None:  # the check is a real call: it is counted and priced like any other
-                call: dict[str, Any] = {"purpose": "connection check", "attempts": []}
-                self.trace.validation["connection_check"] = call
-                self._record(call, result, target)
-            if ok:
-                usable.append(target)
-                break
-        if not usable:
-            raise RunStopped(Status.FAILED, f"No model could be used: {checks[-1]['found']}")
-        self.targets = usable + self.targets[self.targets.index(usable[0]) + 1 :]
-
-    def _audit_use(self) -> None:
-        ids = [t.connection_id for t in self.targets if t.connection_id]
-        for used in ProviderConnection.objects.filter(pk__in=ids):
-            audit.record(AuditAction.USED, used, actor=self.run.user, run=str(self.run.pk))
-
-    def _estimate(self, target: Target) -> Decimal | None:
-        # validate mode is priced as the test run it stands for
-        mode = Mode.TEST if self.run.mode == Mode.VALIDATE else self.run.mode
-        return costs.upper_estimate(
-            target, self.prices.get(target.model), self.spec, mode, self.run.inputs, self.skills
-        )
 
     # -- steps -----------------------------------------------------------------------------------------
     def run_steps(self) -> None:

@@ -14,7 +14,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 COPY requirements/base.txt requirements/base.txt
-RUN pip install --no-cache-dir --require-hashes -r requirements/base.txt
+# Only the lock: every transitive package is pinned with hashes there, so --no-deps (see the Makefile).
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements/base.txt \
+    && pip check
 
 COPY . .
 RUN useradd --uid 1000 --create-home app \

@@ -5,15 +5,33 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install run test lint pytest format audit clean bench
+.PHONY: install run test lint pytest format audit clean bench lock
 
 install: $(STAMP)
 
+# The install depends on the lock files alone: every distribution, transitive ones included, is pinned there
+# with its hashes, so pip installs them with --no-deps and never asks the index what a dependency wants (a
+# new release of a dependency cannot change or break it). `pip check` then proves the lock is consistent.
+# A changed lock rebuilds the venv from scratch, so nothing it no longer names stays installed.
 $(STAMP): requirements/base.txt requirements/dev.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes \
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
 		-r requirements/base.txt -r requirements/dev.txt
+	$(BIN)/python -m pip check
 	touch $(STAMP)
+
+# Regenerate the lock files from requirements/*.in (see docs/operations.md, "Upgrading a dependency"):
+#   make lock                      keep every pin, add what a changed .in needs
+#   make lock UPGRADE="litellm"    also move these packages (and what they need) to their newest release
+#   make lock UPGRADE=all          move everything to its newest release
+LOCK_FLAGS := --quiet --allow-unsafe --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links
+LOCK_UPGRADE := $(if $(filter all,$(UPGRADE)),--upgrade,$(foreach p,$(UPGRADE),--upgrade-package $(p)))
+lock: install
+	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(BIN)/pip-compile $(LOCK_FLAGS) $(LOCK_UPGRADE) \
+		--output-file=base.txt base.in
+	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(BIN)/pip-compile $(LOCK_FLAGS) $(LOCK_UPGRADE) \
+		--output-file=dev.txt dev.in
 
 run: install
 	./scripts/entrypoint.sh all

@@ -38,3 +38,30 @@ def test_installs_require_the_hashes_and_litellm_is_never_a_compromised_release(
     assert "--require-hashes" in (ROOT / "Dockerfile").read_text()
     version, _ = requirements("base.txt")["litellm"]
     assert version not in COMPROMISED_LITELLM
+
+
+def normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_installed_distribution_is_pinned_with_its_hashes_in_the_lock():
+    # The install is `pip install --no-deps` of the lock: a dependency that reached the venv without a pin of
+    # its own (an extra the lock left out, a transitive pin deleted) would come from whatever the index serves.
+    from importlib.metadata import distributions
+
+    locked = {normalized(name): pin for lock in ("base.txt", "dev.txt") for name, pin in requirements(lock).items()}
+    installed = {normalized(dist.metadata["Name"]): dist.version for dist in distributions()}
+    assert len(installed) > 50, "the test runs inside the project's venv"
+    unpinned = sorted(name for name in installed if name not in locked)
+    assert unpinned == [], f"installed but not in requirements/*.txt: {unpinned}"
+    other_version = {n: (v, locked[n][0]) for n, v in installed.items() if v != locked[n][0]}
+    assert other_version == {}, f"installed version differs from the lock: {other_version}"
+
+
+def test_installs_take_only_the_lock_and_the_lock_names_no_machine_paths():
+    makefile, dockerfile = (ROOT / "Makefile").read_text(), (ROOT / "Dockerfile").read_text()
+    for text in (makefile, dockerfile):
+        assert "--no-deps" in text and "pip check" in text
+    for lock in ("base.txt", "dev.txt"):
+        options = [line for line in (ROOT / "requirements" / lock).read_text().splitlines() if line.startswith("-")]
+        assert options == [], f"{lock} carries pip options of the machine it was compiled on: {options}"

@@ -13,10 +13,19 @@ from ninja import Field, Schema
 ERRORS = frozenset({400, 401, 403, 404, 409, 413, 422, 429})
 
 
+class SpecProblemOut(Schema):
+    line: int | None = Field(description="1-based line of the YAML, when the problem is at one place.")
+    field: str
+    message: str
+
+
 class ErrorOut(Schema):
     code: str = Field(description="Stable, machine-readable: not_found, full_run_locked, queue_full, …")
     message: str = Field(description="What went wrong, in plain words.")
     errors: dict[str, str] | None = Field(None, description="Per input field, for invalid_inputs.")
+    problems: list[SpecProblemOut] | None = Field(
+        None, description="Each spec problem with its line, for invalid_spec."
+    )
 
 
 class WorkflowOut(Schema):

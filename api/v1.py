@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ninja import NinjaAPI, Swagger
 
-from . import errors, run_endpoints, workflow_endpoints
+from . import authoring_endpoints, errors, run_endpoints, workflow_endpoints
 from .auth import SessionAuth, TokenAuth
 
 api = NinjaAPI(
@@ -23,3 +23,4 @@ api = NinjaAPI(
 errors.install(api)
 api.add_router("", workflow_endpoints.router)
 api.add_router("", run_endpoints.router)
+api.add_router("", authoring_endpoints.router)

@@ -10,6 +10,19 @@ from .inputs import skill_input
 from .models import Skill, Workflow
 
 
+def can_author(user: Any) -> bool:
+    """Operators write workflows: drafts, publishing, rollback (students never see a draft)."""
+    return bool(getattr(user, "is_authenticated", False) and user.has_perm("catalog.change_workflow"))
+
+
+def get_workflow_for_author(user: Any, slug: str) -> Workflow:
+    """Any workflow, drafts-only ones included, for an operator; 404 for everyone else."""
+    workflow = Workflow.objects.select_related("latest_version").filter(slug=slug).first() if can_author(user) else None
+    if workflow is None:
+        raise Http404("No such workflow.")
+    return workflow
+
+
 def enabled_workflows(*, query: str = "", persona: str = "", tag: str = "") -> list[Workflow]:
     """Enabled workflows, filtered by a search over title, summary, tags and the names and descriptions of
     their skills (in a fixed number of queries: skills come prefetched)."""

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from django.conf import settings
 from django.db import models
 
 from .skills import PART_PREFIX, body_parts
@@ -135,8 +136,20 @@ class Workflow(models.Model):
         return self.pinned_version or self.latest_version
 
 
+class VersionStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"  # operators only: students never see or run it
+    PUBLISHED = "published", "Published"
+
+
+class VersionOrigin(models.TextChoices):
+    FILE = "file", "workflows/ file"
+    EDITOR = "editor", "Editor"
+    API = "api", "API"
+
+
 class WorkflowVersion(models.Model):
-    """An immutable snapshot of a spec. Runs point at the exact version they ran."""
+    """A snapshot of a spec. Runs point at the exact version they ran. A published version never changes; a
+    draft may be saved over until a run uses it or it is published."""
 
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="versions")
     number = models.PositiveIntegerField()
@@ -144,6 +157,14 @@ class WorkflowVersion(models.Model):
     spec = models.JSONField()
     spec_hash = models.CharField(max_length=64)
     skills = models.ManyToManyField(SkillVersion, blank=True, related_name="workflow_versions")
+    status = models.CharField(max_length=12, choices=VersionStatus.choices, default=VersionStatus.PUBLISHED)
+    origin = models.CharField(max_length=12, choices=VersionOrigin.choices, default=VersionOrigin.FILE)
+    # The YAML as its author wrote it (comments and order kept), shown in the editor and in diffs.
+    source_text = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    published_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -162,6 +183,10 @@ class WorkflowVersion(models.Model):
 
     def caps(self, mode: str) -> dict:
         return self.spec["caps"][mode]
+
+    @property
+    def is_draft(self) -> bool:
+        return self.status == VersionStatus.DRAFT
 
 
 class WorkflowFileProblem(models.Model):

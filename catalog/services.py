@@ -9,8 +9,18 @@ from typing import IO
 from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db.models import Max
+from django.utils import timezone
 
-from .models import Persona, Skill, SkillVersion, Workflow, WorkflowFileProblem, WorkflowVersion
+from .models import (
+    Persona,
+    Skill,
+    SkillVersion,
+    VersionOrigin,
+    VersionStatus,
+    Workflow,
+    WorkflowFileProblem,
+    WorkflowVersion,
+)
 from .skill_archive import extract, library_folder
 from .skills import ParsedSkill, SkillError, find_skill_folders, parse_skill
 from .specs import LoadedSpec, SpecError, load_spec
@@ -23,6 +33,7 @@ class SyncReport:
     unchanged: list[str] = field(default_factory=list)
     skills: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # "path: field: what is wrong", one per file set aside
+    kept: list[str] = field(default_factory=list)  # files that did not replace an operator's published version
 
     def summary(self) -> str:
         text = (
@@ -64,21 +75,40 @@ def save_skill(parsed: ParsedSkill, *, library: str = "") -> tuple[SkillVersion,
 
 
 def _save_spec(loaded: LoadedSpec, skills: dict[str, SkillVersion], report: SyncReport) -> None:
+    """A file's spec becomes a published version, unless an operator published from the editor or the API
+    since: then the file's new content waits as a draft, and the report says so (nothing is overwritten)."""
     spec = loaded.spec
     workflow, created = Workflow.objects.get_or_create(
         slug=loaded.id,
         defaults={"title": spec["title"], "summary": spec["summary"], "source": str(loaded.path)},
     )
+    current = workflow.latest_version
     version = workflow.versions.filter(spec_hash=loaded.hash).first()
+    operator_owns = current is not None and current.origin != VersionOrigin.FILE
+    if version is not None and (version == current or operator_owns or version.is_draft):
+        report.unchanged.append(loaded.id)
+        return
     if version is None:
         number = (workflow.versions.aggregate(n=Max("number"))["n"] or 0) + 1
         version = WorkflowVersion.objects.create(
-            workflow=workflow, number=number, version=spec["version"], spec=spec, spec_hash=loaded.hash
+            workflow=workflow,
+            number=number,
+            version=spec["version"],
+            spec=spec,
+            spec_hash=loaded.hash,
+            source_text=_text_of(loaded.path),
+            status=VersionStatus.DRAFT if operator_owns else VersionStatus.PUBLISHED,
+            published_at=None if operator_owns else timezone.now(),
         )
         version.skills.set([skills[name] for name in spec["skills"]])
-        (report.created if created else report.updated).append(loaded.id)
-    else:
-        report.unchanged.append(loaded.id)
+    if operator_owns:
+        assert current is not None
+        report.kept.append(
+            f"{loaded.id}: the file's new content is draft version {version.number}; version {current.number}, "
+            "published in the editor, stays current (publish the draft there to use the file)"
+        )
+        return
+    (report.created if created else report.updated).append(loaded.id)
     workflow.title = spec["title"]
     workflow.summary = spec["summary"]
     workflow.personas = spec["personas"]
@@ -86,6 +116,13 @@ def _save_spec(loaded: LoadedSpec, skills: dict[str, SkillVersion], report: Sync
     workflow.source = str(loaded.path)
     workflow.latest_version = version
     workflow.save()
+
+
+def _text_of(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeError):
+        return ""
 
 
 def _load_each(directory: Path) -> tuple[list[LoadedSpec], dict[str, str]]:

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog import inputs as run_inputs
+from catalog.access import can_author
 from catalog.models import WorkflowVersion
 from providers.resolution import split_model
 from settings_app import audit
@@ -36,6 +37,7 @@ class FullRunLocked(RunRefused):
 
 
 DISABLED = "This workflow is disabled by an operator: it cannot run, resume, rerun or replay until it is enabled."
+DRAFT_REFUSED = "This version of the workflow is a draft: only operators can run it."
 
 
 def _switched_off(version: WorkflowVersion) -> bool:
@@ -78,6 +80,14 @@ def _check_fair_use(user: Any) -> None:
         )
 
 
+def _check_draft_run(version: WorkflowVersion, user: Any, mode: str) -> None:
+    """A draft is for its authors to try: operators may validate and test it; nobody runs it in full."""
+    if not can_author(user):
+        raise RunRefused(DRAFT_REFUSED)
+    if mode == Mode.FULL:
+        raise RunRefused(f"Version {version.number} is a draft: publish it before a full run.")
+
+
 def start_run(
     *,
     workflow_version: WorkflowVersion,
@@ -97,6 +107,8 @@ def start_run(
         raise RunRefused(f"Unknown mode '{mode}': use validate, test or full.")
     if _switched_off(workflow_version):
         raise RunRefused(DISABLED)
+    if workflow_version.is_draft:
+        _check_draft_run(workflow_version, user, mode)
     for name in models or []:
         split_model(name)
     clean = run_inputs.validate(workflow_version.input_schema, inputs)

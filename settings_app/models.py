@@ -12,6 +12,9 @@ class AuditAction(models.TextChoices):
     USED = "used", "Used by a run"
     ROTATED = "rotated", "Key re-encrypted"
     PROGRESSION_SKIPPED = "progression_skipped", "Skipped the test-run rule"
+    DRAFTED = "drafted", "Saved a draft"
+    PUBLISHED = "published", "Published"
+    ROLLED_BACK = "rolled_back", "Rolled back"
 
 
 class AuditEvent(models.Model):

@@ -20,4 +20,6 @@ class Command(BaseCommand):
         report = sync_workflows(workflows_dir=workflows_dir, skills_dir=Path(options["skills_dir"]))
         for problem in report.problems:  # one line each, so the start-up log shows what was set aside
             self.stderr.write(f"WARNING: set aside (see Admin → Workflow file problems): {problem}")
+        for kept in report.kept:  # an operator's published version is never replaced silently
+            self.stdout.write(f"Kept: {kept}.")
         self.stdout.write(f"Workflows synced: {report.summary()}.")

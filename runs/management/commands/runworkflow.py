@@ -114,7 +114,8 @@ class Command(BaseCommand):
             Workflow.objects.select_related("latest_version", "pinned_version").filter(slug=options["workflow"]).first()
         )
         if workflow is None or workflow.current_version is None:
-            known = ", ".join(Workflow.objects.order_by("slug").values_list("slug", flat=True)[:30])
+            published = Workflow.objects.filter(latest_version__isnull=False)  # drafts are not named to anyone
+            known = ", ".join(published.order_by("slug").values_list("slug", flat=True)[:30])
             self._refuse(
                 USAGE,
                 f"Unknown workflow '{options['workflow']}'. Known workflows: {known or 'none (run sync_workflows)'}.",

@@ -6,7 +6,8 @@
     var area = document.getElementById("source");
     if (!area || typeof CodeMirror === "undefined") return;
     var cm = CodeMirror.fromTextArea(area, {
-      mode: "yaml", lineNumbers: true, indentUnit: 2, tabSize: 2, lineWrapping: true,
+      // The editor grows with the text (specs are small) so the page scrolls, not a region keyboards can't reach.
+      mode: "yaml", lineNumbers: true, viewportMargin: Infinity, indentUnit: 2, tabSize: 2, lineWrapping: true,
       screenReaderLabel: "Workflow spec (YAML)",
       // Tab leaves the editor as it leaves any field (keyboard users are never trapped); indent with spaces.
       extraKeys: { Tab: false, "Shift-Tab": false },

@@ -99,6 +99,12 @@ class RunHost:
         return True
 
     def _tick(self) -> None:
+        with self._lock:
+            hosted = dict(self.hosted)
+        # Heartbeats first: after a stall (a busy CPU, a database hiccup) this host's runs are fresh again
+        # before any recovery looks at them.
+        if hosted and self._due("heartbeat", settings.RUN_HEARTBEAT_SECONDS):
+            self._heartbeat(hosted)
         free = self.free()
         if free > 0:
             for run_id in dispatch.claim(free, worker=self.name):
@@ -106,16 +112,17 @@ class RunHost:
         if self._due("recovery", settings.RUN_RECOVERY_EVERY_SECONDS):  # idle hosts too: others' runs may be lost
             from .recovery import recover_stale_runs
 
-            recover_stale_runs()
-        with self._lock:
-            hosted = dict(self.hosted)
+            recover_stale_runs(alive=hosted)  # never this host's own runs: it is alive, it is looking
         if not hosted:
             return
         self._watch(hosted)
         if self._due("flush", settings.RUN_LIVE_FLUSH_SECONDS):
             self._flush(hosted)
-        if self._due("heartbeat", settings.RUN_HEARTBEAT_SECONDS):
-            Run.objects.filter(pk__in=list(hosted), status=Status.RUNNING).update(heartbeat_at=timezone.now())
+
+    def _heartbeat(self, hosted: dict[str, RunControl]) -> None:
+        """One statement for all hosted runs, written while they wait on their providers (a call may take
+        minutes; RUN_STALE_SECONDS without a heartbeat means the host died)."""
+        Run.objects.filter(pk__in=list(hosted), status=Status.RUNNING).update(heartbeat_at=timezone.now())
 
     def _watch(self, hosted: dict[str, RunControl]) -> None:
         """One query for all hosted runs: those asked to cancel, and those someone else ended."""

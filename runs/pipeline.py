@@ -40,10 +40,7 @@ class ArtifactUnwritable(Exception):
     """The disk refused an artifact (full, permissions): the run fails with that reason."""
 
 
-DB_LOST = (
-    "The database connection was lost and did not come back in time; resume the run to continue from its first "
-    "unfinished step."
-)
+DB_LOST = "The database connection was lost; the run went back to the queue to continue from its first unfinished step."
 
 
 class Executor(Validation):
@@ -307,8 +304,10 @@ class Executor(Validation):
         except ArtifactUnwritable as exc:
             status, reason = Status.FAILED, str(exc)
         except dbpool.DROPPED:
-            log.exception("run %s lost its database connection", run.pk)
-            status, reason = Status.FAILED, DB_LOST
+            # A query met a connection the server dropped: what is written stays, the rest is redone from the
+            # first unfinished step (finished steps are never paid again). The writes below retry.
+            log.warning("run %s lost its database connection; back to the queue", run.pk, exc_info=True)
+            status, reason = Status.QUEUED, DB_LOST
         except Exception:
             log.exception("run %s failed with an internal error", run.pk)
             status, reason = Status.FAILED, "An internal error stopped the run; the operators can see it in the logs."

@@ -13,6 +13,7 @@ from ninja import Router
 
 from catalog.access import get_workflow_for_user
 from runs.access import get_run_for_user, visible_runs
+from runs.artifacts import artifact_named, artifacts_of
 from runs.forms import HistoryFilter
 from runs.models import Mode, Run
 from runs.services import request_cancel, rerun, resume_run, start_from, start_run
@@ -132,7 +133,7 @@ def full_run(request: HttpRequest, run_id: UUID) -> Any:
 def list_artifacts(request: HttpRequest, run_id: UUID) -> Any:
     require(request, Scope.READ)
     run = _run(request, run_id)
-    return [serialize.artifact(request, run, a) for a in run.artifacts.all()]
+    return [serialize.artifact(request, run, a) for a in artifacts_of(run)]
 
 
 FILE = {"description": "The file", "content": {"application/octet-stream": {"schema": {"type": "string"}}}}
@@ -147,7 +148,7 @@ FILE = {"description": "The file", "content": {"application/octet-stream": {"sch
 def download_artifact(request: HttpRequest, run_id: UUID, name: str) -> Any:
     """One artifact's file (notes.md, trace.json, …)."""
     require(request, Scope.READ)
-    artifact = _run(request, run_id).artifacts.filter(name=name).first()
+    artifact = artifact_named(_run(request, run_id), name)
     if artifact is None:
         raise Http404("No such artifact.")
     response = FileResponse(

@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from catalog.models import Workflow
+from runs.artifacts import KeptArtifact, artifacts_of
 from runs.models import Artifact, Run
 
 
@@ -30,7 +31,7 @@ def workflow(request: HttpRequest, item: Workflow) -> dict[str, Any]:
     }
 
 
-def artifact(request: HttpRequest, run: Run, item: Artifact) -> dict[str, Any]:
+def artifact(request: HttpRequest, run: Run, item: Artifact | KeptArtifact) -> dict[str, Any]:
     url = reverse("api-v1:artifact", kwargs={"run_id": run.pk, "name": item.name})
     return {"name": item.name, "size": item.size, "content_type": item.content_type, "url": _link(request, url)}
 
@@ -73,5 +74,5 @@ def run(request: HttpRequest, item: Run) -> dict[str, Any]:
         "started_at": item.started_at,
         "finished_at": item.finished_at,
         # prefetched by the list view; one query for a single run
-        "artifacts": [artifact(request, item, a) for a in item.artifacts.all()],
+        "artifacts": [artifact(request, item, a) for a in artifacts_of(item)],
     }

@@ -179,9 +179,11 @@ FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 RUN_MAX_SECONDS = env.int("RUN_MAX_SECONDS", default=900)
 FULL_RUN_WINDOW_HOURS = env.int("FULL_RUN_WINDOW_HOURS", default=24 * 7)
 RUN_POLL_SECONDS = env.float("RUN_POLL_SECONDS", default=1.0)
-RUN_HEARTBEAT_SECONDS = env.float("RUN_HEARTBEAT_SECONDS", default=10.0)
-# A running run without a heartbeat for this long has lost its worker: it is marked failed and resumable.
-RUN_STALE_SECONDS = env.int("RUN_STALE_SECONDS", default=45)
+# Each host writes its runs' heartbeats (one statement) this often; a running run without a heartbeat for
+# RUN_STALE_SECONDS has lost its worker: another host (every RUN_RECOVERY_EVERY_SECONDS) marks it failed and
+# resumable. 2 + 12 + 3 s: a crashed worker's runs are ended within 20 s (docs/operations.md).
+RUN_HEARTBEAT_SECONDS = env.float("RUN_HEARTBEAT_SECONDS", default=2.0)
+RUN_STALE_SECONDS = env.int("RUN_STALE_SECONDS", default=12)
 RETENTION_DAYS = env.int("RETENTION_DAYS", default=30)
 # The run engine (docs/architecture.md): each worker process hosts up to RUNS_PER_WORKER runs at once.
 RUNS_PER_WORKER = env.int("RUNS_PER_WORKER", default=50)
@@ -189,7 +191,16 @@ RUNS_PER_WORKER = env.int("RUNS_PER_WORKER", default=50)
 # and how often streamed text is written to the run rows (batched).
 RUN_TICK_SECONDS = env.float("RUN_TICK_SECONDS", default=0.1)
 RUN_LIVE_FLUSH_SECONDS = env.float("RUN_LIVE_FLUSH_SECONDS", default=0.5)
-RUN_RECOVERY_EVERY_SECONDS = env.float("RUN_RECOVERY_EVERY_SECONDS", default=15.0)
+RUN_RECOVERY_EVERY_SECONDS = env.float("RUN_RECOVERY_EVERY_SECONDS", default=3.0)
+# Database connections a worker process's runs share, whatever RUNS_PER_WORKER is (runs/dbpool.py): a run
+# holds one only between provider calls. A host holds 3 + Q_WORKERS x (2 + RUN_DB_CONNECTIONS) at most
+# (docs/scaling.md). A write that meets a dropped connection is retried this long after reconnecting.
+RUN_DB_CONNECTIONS = env.int("RUN_DB_CONNECTIONS", default=4)
+RUN_DB_RETRY_SECONDS = env.float("RUN_DB_RETRY_SECONDS", default=10.0)
+# A stopping worker (SIGTERM) claims nothing more and lets calls in flight finish for this long; then the
+# rest go back to the queue, to resume from their first unfinished step. Keep it below the stop timeout of
+# whatever stops the worker (docker compose's stop_grace_period is set above it).
+RUN_STOP_GRACE_SECONDS = env.float("RUN_STOP_GRACE_SECONDS", default=20.0)
 # Queued + running runs one user may have at once (an operator can set another limit per user).
 RUNS_ACTIVE_PER_USER = env.int("RUNS_ACTIVE_PER_USER", default=10)
 

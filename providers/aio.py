@@ -4,9 +4,10 @@ can cut a call short at once (cancel, deadline): cancelling the task aborts the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -14,6 +15,19 @@ T = TypeVar("T")
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _pid = 0
+# What a thread does with its resources while it waits on a provider: the run host hands its database
+# connection back to the pool (runs/dbpool.py). Nothing by default (the web, inline runs, tests).
+_idle: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext
+
+
+def set_idle(factory: Callable[[], contextlib.AbstractContextManager[Any]]) -> None:
+    global _idle
+    _idle = factory
+
+
+def idle() -> contextlib.AbstractContextManager[Any]:
+    """Wrap every wait on a provider (a call, a pause between attempts) in this."""
+    return _idle()
 
 
 def loop() -> asyncio.AbstractEventLoop:

@@ -135,6 +135,9 @@ class CallControl:
         self.stop = stop or threading.Event()
         self.deadline = deadline
         self.on_text = on_text
+        # Why `stop` was set ("cancel", "shutdown", "lost", see runs.control.Why): a call cut short by our
+        # own stop is never the provider's failure, so whoever counts failures (the breaker) reads this.
+        self.why = ""
 
     def remaining(self) -> float:
         return float("inf") if self.deadline is None else self.deadline - time.monotonic()
@@ -146,9 +149,10 @@ class CallControl:
     def wait(self, seconds: float) -> bool:
         """Sleep up to `seconds` (never past the deadline); True when stopped meanwhile."""
         until = time.monotonic() + max(0.0, min(seconds, self.remaining()))
-        while not self.stop.is_set() and time.monotonic() < until:
-            self.stop.wait(min(0.1, until - time.monotonic()))
-            self.poll()
+        with aio.idle():
+            while not self.stop.is_set() and time.monotonic() < until:
+                self.stop.wait(min(0.1, until - time.monotonic()))
+                self.poll()
         return self.stop.is_set()
 
 
@@ -209,10 +213,11 @@ def complete(
     kwargs = _kwargs(target, messages, tools, max_tokens, timeout)
     started = time.monotonic()
     try:
-        if control is None:
-            response = litellm.completion(**kwargs)
-        else:
-            response = _controlled(target, kwargs, control, price, started)
+        with aio.idle():  # no database connection is held while the provider answers
+            if control is None:
+                response = litellm.completion(**kwargs)
+            else:
+                response = _controlled(target, kwargs, control, price, started)
     except (Interrupted, ProviderError):
         raise
     except Exception as exc:  # every provider failure becomes a ProviderError with the key redacted

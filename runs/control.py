@@ -37,6 +37,11 @@ class RunControl(CallControl):
         self._tokens = 0
         self._dirty = False
         self._next_poll = 0.0
+        self.draining = False
+
+    def drain(self) -> None:
+        """The worker is stopping: the call in flight may finish, then the run goes back to the queue."""
+        self.draining = True
 
     def stop_for(self, why: str) -> None:
         if not self.why:

@@ -202,7 +202,8 @@ def reserve(run: Run, connection_id: int | None, estimate: Decimal | None) -> st
     cannot all pass on the same money. Returns why the run is refused, or None.
 
     The write lock is the budget rows' (select_for_update on PostgreSQL; SQLite's IMMEDIATE transactions
-    take the database write lock at BEGIN). A Validate run checks but holds nothing: it spends nothing more."""
+    take the database write lock at BEGIN), taken in one order (`_lock_for_reservation`) that no run update
+    can cross. A Validate run checks but holds nothing: it spends nothing more."""
     connection = ProviderConnection.objects.filter(pk=connection_id).first() if connection_id else None
     if estimate is None and connection is not None and not connection.allow_unpriced:
         return unpriced_refusal(run.model_used or str(connection))
@@ -211,9 +212,7 @@ def reserve(run: Run, connection_id: int | None, estimate: Decimal | None) -> st
     now = timezone.localtime()
     others = Run.objects.exclude(pk=run.pk)
     with transaction.atomic():
-        budget = UserBudget.objects.select_for_update().filter(user_id=run.user_id).first()
-        if connection is not None:
-            connection = ProviderConnection.objects.select_for_update().get(pk=connection.pk)
+        budget, connection = _lock_for_reservation(run, connection)
         if budget is not None:
             day = now.replace(hour=0, minute=0, second=0, microsecond=0)
             spent = _committed(others.filter(user_id=run.user_id, created_at__gte=day))
@@ -235,6 +234,23 @@ def reserve(run: Run, connection_id: int | None, estimate: Decimal | None) -> st
         Run.objects.filter(pk=run.pk).update(reserved_usd=held, connection_id=connection_id)
     run.reserved_usd = held
     return None
+
+
+def _lock_for_reservation(
+    run: Run, connection: ProviderConnection | None
+) -> tuple[UserBudget | None, ProviderConnection | None]:
+    """The locks of a reservation, always in this order: the run's own row first (every other statement that
+    touches a run row takes no lock after it), then the user's budget, then the connection, as a no-key lock.
+
+    A no-key lock leaves the connection row's key alone: a run update that writes `connection_id` takes
+    PostgreSQL's KEY SHARE lock on it through the foreign key, which a plain FOR UPDATE would block — and a
+    run update blocked behind a reservation, while the host's heartbeat statement held rows the reservation
+    needed, was a deadlock (issue 21: 8 of a burst of validations failed)."""
+    list(Run.objects.select_for_update().filter(pk=run.pk).values_list("pk", flat=True))
+    budget = UserBudget.objects.select_for_update().filter(user_id=run.user_id).first()
+    if connection is not None:
+        connection = ProviderConnection.objects.select_for_update(no_key=True).get(pk=connection.pk)
+    return budget, connection
 
 
 def settle(run: Run | Any) -> None:

@@ -6,13 +6,13 @@ ends in a finished status with a one-sentence reason and a trace.json, whatever 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection
 from django.utils import timezone
 
 from catalog import templating
@@ -20,7 +20,8 @@ from catalog.models import SkillVersion
 from providers import llm, resilience
 from providers.resolution import Target
 
-from . import cache, costs, money, prompts, tools, usage
+from . import cache, costs, dbpool, money, prompts, tools, usage
+from .artifacts import TRACE
 from .control import RunControl, Why
 from .dispatch import claim_one
 from .models import Artifact, Mode, Run, Status
@@ -39,6 +40,9 @@ class ArtifactUnwritable(Exception):
     """The disk refused an artifact (full, permissions): the run fails with that reason."""
 
 
+DB_LOST = "The database connection was lost; the run went back to the queue to continue from its first unfinished step."
+
+
 class Executor(Validation):
     def __init__(self, run: Run, control: RunControl, on_progress: Progress | None = None) -> None:
         self.run = run
@@ -53,15 +57,20 @@ class Executor(Validation):
         self.skills: dict[str, SkillVersion] = {}
         self.outputs = prompts.StepOutputs(run.step_outputs or {})
         self.caps: dict[str, Any] = {}
+        self.unwritten: list[str] = []  # artifacts the disk refused, named in the run's reason
+        self.unwritten_why = ""
 
     # -- helpers ---------------------------------------------------------------------------------------
     def _save(self, **fields: Any) -> None:
         for name, value in fields.items():
             setattr(self.run, name, value)
         self.run.heartbeat_at = timezone.now()
-        self.run.save(update_fields=[*fields, "heartbeat_at"])
+        # Absolute values, so a write repeated after a dropped connection is the same write.
+        dbpool.retrying(lambda: self.run.save(update_fields=[*fields, "heartbeat_at"]), what=f"run {self.run.pk}")
 
     def _check_cancel_and_time(self) -> None:
+        if self.control.draining:  # the worker is stopping: no new call, back to the queue
+            self.control.stop_for(Why.SHUTDOWN)
         self.control.poll(force=True)
         if self.control.stop.is_set():
             raise self._stopped(self.control.why)
@@ -150,7 +159,6 @@ class Executor(Validation):
             if hit is not None:
                 return hit, self.targets[0]
         self.control.new_call()
-        release_idle_connection()
         try:
             result, target = resilience.call(
                 self.targets,
@@ -249,16 +257,29 @@ class Executor(Validation):
     # -- artifacts and the end -------------------------------------------------------------------------
     def _write_artifact(self, name: str, text: str) -> None:
         try:
-            Artifact.write(self.run, name, text)
+            dbpool.retrying(lambda: Artifact.write(self.run, name, text), what=f"artifact {name} of run {self.run.pk}")
         except OSError as exc:
-            raise ArtifactUnwritable(
-                f"The artifact {name} could not be written ({exc.strerror or exc}); nothing was lost but that file."
-            ) from exc
+            self.unwritten.append(name)
+            self.unwritten_why = exc.strerror or str(exc)
+            raise ArtifactUnwritable(self._unwritten_reason()) from exc
+
+    def _unwritten_reason(self) -> str:
+        """Names every file the disk refused, not just the first or the last."""
+        kept = (
+            " The trace is kept in the database: the run page and the API show it." if TRACE in self.unwritten else ""
+        )
+        return f"The disk refused these files ({self.unwritten_why}): {', '.join(self.unwritten)}.{kept}"
 
     def write_artifacts(self) -> None:
         ctx = self._context()
+        refused = None
         for spec_artifact in self.spec["artifacts"]:
-            self._write_artifact(spec_artifact["name"], templating.render(spec_artifact["template"], ctx))
+            try:
+                self._write_artifact(spec_artifact["name"], templating.render(spec_artifact["template"], ctx))
+            except ArtifactUnwritable as exc:
+                refused = exc  # the others are still tried, so the reason names them all
+        if refused is not None:
+            raise refused
 
     def execute(self) -> None:
         run = self.run
@@ -282,6 +303,11 @@ class Executor(Validation):
             status, reason = Status.FAILED, f"The workflow spec has a template problem: {exc}"
         except ArtifactUnwritable as exc:
             status, reason = Status.FAILED, str(exc)
+        except dbpool.DROPPED:
+            # A query met a connection the server dropped: what is written stays, the rest is redone from the
+            # first unfinished step (finished steps are never paid again). The writes below retry.
+            log.warning("run %s lost its database connection; back to the queue", run.pk, exc_info=True)
+            status, reason = Status.QUEUED, DB_LOST
         except Exception:
             log.exception("run %s failed with an internal error", run.pk)
             status, reason = Status.FAILED, "An internal error stopped the run; the operators can see it in the logs."
@@ -289,31 +315,40 @@ class Executor(Validation):
             self._finish(status, reason)
 
     def _finish(self, status: Status, reason: str) -> None:
-        money.settle(self.run)  # first: no more calls, so what it spent is final, whatever fails below
+        self._settle()
         if self.control.why == Why.LOST:
             self.say("stopped: another worker ended this run")
             return  # recovery already wrote its final status and trace note; a lost run never turns "succeeded"
         self.trace.event("end", reason, status=status)
-        try:
-            if self.trace.validation:
+        if self.trace.validation:
+            with contextlib.suppress(ArtifactUnwritable):
                 self._write_artifact("validation.json", json.dumps(self.trace.validation, indent=2, default=str))
-            if status not in (Status.SUCCEEDED, Status.QUEUED) and any(self.outputs.values()):
-                try:  # keep what was made so far
-                    self.write_artifacts()
-                except Exception:
-                    log.exception("partial artifacts of run %s could not be written", self.run.pk)
-        except ArtifactUnwritable as exc:
-            status, reason = Status.FAILED, str(exc)
+        if status not in (Status.SUCCEEDED, Status.QUEUED) and any(self.outputs.values()):
+            try:  # keep what was made so far
+                self.write_artifacts()
+            except ArtifactUnwritable:
+                pass  # named in the reason below
+            except Exception:
+                log.exception("partial artifacts of run %s could not be written", self.run.pk)
+        if self.unwritten:
+            status, reason = Status.FAILED, self._unwritten_reason()
         finished = timezone.now() if status != Status.QUEUED else None
         self.run.status, self.run.reason, self.run.finished_at = status, reason, finished
-        trace = self.trace.render(run_summary(self.run, self.tool_calls_used))
-        try:
-            self._write_artifact("trace.json", trace)
-        except ArtifactUnwritable as exc:
-            # The disk refuses: the trace is kept in the database, and the run says why it failed.
-            status, reason = Status.FAILED, str(exc)
-            self.run.trace_text = trace
+        with contextlib.suppress(ArtifactUnwritable):
+            self._write_artifact(TRACE, self.trace.render(run_summary(self.run, self.tool_calls_used)))
+        if TRACE in self.unwritten:  # kept in the database instead, with the reason that names it
+            status, reason, finished = Status.FAILED, self._unwritten_reason(), finished or timezone.now()
+            self.run.status, self.run.reason, self.run.finished_at = status, reason, finished
+            self.run.trace_text = self.trace.render(run_summary(self.run, self.tool_calls_used))
         self._end(status, reason, finished)
+
+    def _settle(self) -> None:
+        """First in `_finish`: no more calls, so what the run spent is final. A failure here is logged and
+        never stops the final status from being written (recovery settles again if need be)."""
+        try:
+            dbpool.retrying(lambda: money.settle(self.run), what=f"settling run {self.run.pk}")
+        except Exception:
+            log.exception("run %s: its reservation could not be released", self.run.pk)
 
     def _end(self, status: Status, reason: str, finished: Any) -> None:
         """The final write, only if the run is still running: a run that recovery ended stays as it was."""
@@ -321,30 +356,26 @@ class Executor(Validation):
         if status == Status.QUEUED:  # back to the queue: the next worker continues from the first unfinished step
             fields.update(worker="", started_at=None, heartbeat_at=None, reason="")
             self.trace.event("requeued", reason)
-        ended = Run.objects.filter(pk=self.run.pk, status=Status.RUNNING).update(
-            **fields,
-            live_output="",
-            trace_text=self.run.trace_text,
-            prompt_tokens=self.run.prompt_tokens,
-            completion_tokens=self.run.completion_tokens,
-            cost_usd=self.run.cost_usd,
-            cost_unpriced=self.run.cost_unpriced,
-            step_outputs=dict(self.outputs),
-            steps_done=self.run.steps_done,
+        ended = dbpool.retrying(
+            lambda: Run.objects.filter(pk=self.run.pk, status=Status.RUNNING).update(
+                **fields,
+                live_output="",
+                trace_text=self.run.trace_text,
+                prompt_tokens=self.run.prompt_tokens,
+                completion_tokens=self.run.completion_tokens,
+                cost_usd=self.run.cost_usd,
+                cost_unpriced=self.run.cost_unpriced,
+                step_outputs=dict(self.outputs),
+                steps_done=self.run.steps_done,
+            ),
+            what=f"ending run {self.run.pk}",
         )
         if not ended:
             log.warning("run %s was ended elsewhere; its final status is kept", self.run.pk)
-        self.run.refresh_from_db()
+        dbpool.retrying(self.run.refresh_from_db, what=f"run {self.run.pk}")
         if self.run.is_finished:
             usage.record_finished(self.run)  # once per run, however many times it is reported
         self.say(f"{self.run.status}: {self.run.reason or reason}")
-
-
-def release_idle_connection() -> None:
-    """Before waiting on a provider, hand back a PostgreSQL connection: a worker hosts many runs, and each
-    waiting thread holding one would exhaust the server's connections. SQLite connections cost nothing."""
-    if connection.vendor != "sqlite" and not connection.in_atomic_block:
-        connection.close()
 
 
 def execute(run_id: Any, on_progress: Progress | None = None, on_text: Progress | None = None) -> Run | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -18,11 +19,13 @@ log = logging.getLogger(__name__)
 LOST = "The worker stopped during the run (killed or crashed). Resume it to continue from the first unfinished step."
 
 
-def recover_stale_runs(stale_seconds: int | None = None) -> list[str]:
-    """Mark running runs without a recent heartbeat as failed (resumable). Returns their ids."""
+def recover_stale_runs(stale_seconds: int | None = None, alive: Iterable[str] = ()) -> list[str]:
+    """Mark running runs without a recent heartbeat as failed (resumable), except those in `alive` (the
+    caller's own runs). Returns their ids."""
     limit = timezone.now() - timedelta(seconds=stale_seconds or settings.RUN_STALE_SECONDS)
     recovered = []
-    for run_id in Run.objects.filter(status=Status.RUNNING, heartbeat_at__lt=limit).values_list("pk", flat=True):
+    stale = Run.objects.filter(status=Status.RUNNING, heartbeat_at__lt=limit).exclude(pk__in=list(alive))
+    for run_id in stale.values_list("pk", flat=True):
         changed = Run.objects.filter(pk=run_id, status=Status.RUNNING, heartbeat_at__lt=limit).update(
             status=Status.FAILED, reason=LOST, finished_at=timezone.now(), current_step=""
         )

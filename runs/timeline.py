@@ -8,10 +8,11 @@ Prompts are rebuilt from the spec with the run's own inputs and outputs, as the 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import TextChoices
 from django.utils import timezone
@@ -24,6 +25,9 @@ from providers.redaction import redact
 
 from . import prompts
 from .models import Artifact, Mode, Run, Status
+
+if TYPE_CHECKING:
+    from .artifacts import KeptArtifact
 from .money import format_usd
 from .rendering import markdown_to_html
 
@@ -69,7 +73,7 @@ class StepView:
         return len(self.tool_calls)
 
 
-def read_trace(run: Run, artifacts: list[Artifact]) -> dict[str, Any]:
+def read_trace(run: Run, artifacts: Sequence[Artifact | KeptArtifact]) -> dict[str, Any]:
     """The run's trace.json as a dict ({} before the run has ended or when it cannot be read)."""
     trace = next((a for a in artifacts if a.name == "trace.json"), None)
     if trace is None or trace.size > MAX_TRACE_BYTES:  # a huge trace stays a download, not a page

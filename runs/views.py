@@ -17,6 +17,7 @@ from settings_app.htmx import HtmxHttpRequest
 
 from . import actions, timeline
 from .access import get_run_for_user, visible_runs
+from .artifacts import KeptArtifact, artifact_named, artifacts_of
 from .forms import HistoryFilter
 from .models import Artifact, Mode, Run
 from .money import format_usd
@@ -29,7 +30,7 @@ from .usage import summary as usage_summary
 MAX_PREVIEW_BYTES = 512 * 1024
 
 
-def _read(artifact: Artifact | None) -> str:
+def _read(artifact: Artifact | KeptArtifact | None) -> str:
     if artifact is None or artifact.size > MAX_PREVIEW_BYTES:
         return ""
     with artifact.file.open("rb") as handle:
@@ -37,7 +38,7 @@ def _read(artifact: Artifact | None) -> str:
 
 
 def _body_context(request: HttpRequest, run: Run) -> dict:
-    artifacts = list(run.artifacts.all()) if run.is_finished else []
+    artifacts = artifacts_of(run) if run.is_finished else []
     notes = next((a for a in artifacts if a.name.endswith(".md")), None)
     offline = run.model_used == OFFLINE_MODEL
     return {
@@ -96,7 +97,7 @@ def download_all(request: HttpRequest, run_id: str) -> HttpResponse:
     run = get_run_for_user(request.user, run_id)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for artifact in run.artifacts.all():
+        for artifact in artifacts_of(run):
             with artifact.file.open("rb") as handle:
                 archive.writestr(artifact.name, handle.read())
     name = f"{run.workflow_version.workflow.slug}-{str(run.pk)[:8]}.zip"
@@ -113,7 +114,7 @@ def download(request: HttpRequest, run_id: str, name: str) -> FileResponse:
     run = get_run_for_user(request.user, run_id)
     if not _SAFE_NAME.match(name):
         raise Http404("No such artifact.")
-    artifact = run.artifacts.filter(name=name).first()
+    artifact = artifact_named(run, name)
     if artifact is None:
         raise Http404("No such artifact.")
     response = FileResponse(

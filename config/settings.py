@@ -201,6 +201,23 @@ RUN_DB_RETRY_SECONDS = env.float("RUN_DB_RETRY_SECONDS", default=10.0)
 # rest go back to the queue, to resume from their first unfinished step. Keep it below the stop timeout of
 # whatever stops the worker (docker compose's stop_grace_period is set above it).
 RUN_STOP_GRACE_SECONDS = env.float("RUN_STOP_GRACE_SECONDS", default=20.0)
+# Provider calls (docs/runs.md "Provider faults"). The circuit breaker opens a connection only on a sustained
+# failure ratio: at least BREAKER_FAILURE_RATIO of at least BREAKER_MIN_CALLS calls within the last
+# BREAKER_WINDOW_SECONDS; it stays open BREAKER_OPEN_SECONDS, then lets one probe call through.
+BREAKER_FAILURE_RATIO = env.float("BREAKER_FAILURE_RATIO", default=0.5)
+BREAKER_MIN_CALLS = env.int("BREAKER_MIN_CALLS", default=20)
+BREAKER_WINDOW_SECONDS = env.float("BREAKER_WINDOW_SECONDS", default=30.0)
+BREAKER_OPEN_SECONDS = env.float("BREAKER_OPEN_SECONDS", default=15.0)
+# How often a worker process writes its counts and reads the shared state (no query per call).
+BREAKER_SYNC_SECONDS = env.float("BREAKER_SYNC_SECONDS", default=1.0)
+# Per-attempt time limits: each ends one attempt (retried with backoff), never the run, and none passes the
+# run's deadline. Connect: TCP (and TLS) set up; first byte: the provider starts answering; idle: silence
+# between two streamed chunks.
+PROVIDER_CONNECT_SECONDS = env.float("PROVIDER_CONNECT_SECONDS", default=10.0)
+PROVIDER_FIRST_BYTE_SECONDS = env.float("PROVIDER_FIRST_BYTE_SECONDS", default=60.0)
+PROVIDER_IDLE_SECONDS = env.float("PROVIDER_IDLE_SECONDS", default=30.0)
+# Attempts per model before the next model (the first included); backoff doubles from 0.5 s with jitter.
+PROVIDER_ATTEMPTS = env.int("PROVIDER_ATTEMPTS", default=5)
 # Queued + running runs one user may have at once (an operator can set another limit per user).
 RUNS_ACTIVE_PER_USER = env.int("RUNS_ACTIVE_PER_USER", default=10)
 

@@ -23,6 +23,7 @@ from .redaction import redact
 from .resolution import Target
 
 DETAIL_CHARS = 160
+_SHUTDOWN = "cannot schedule new futures after"  # ... shutdown / interpreter shutdown (concurrent.futures)
 
 
 class ProviderError(Exception):
@@ -119,6 +120,9 @@ def to_provider_error(exc: Exception, target: Target) -> ProviderError:
     def error(message: str, kind: str, retryable: bool, **extra: float | None) -> ProviderError:
         return ProviderError(message, kind=kind, retryable=retryable, detail=detail, status=status, **extra)
 
+    # Our own process stopping under the call is no fault of the provider's: never retried, never counted.
+    if any(isinstance(e, RuntimeError) and _SHUTDOWN in str(e) for e in _causes(exc)):
+        return error("The call was aborted because this worker is stopping.", "aborted", False)
     # The network first: these come with a made-up status (500) or none.
     if _has(exc, ssl.SSLError):
         return error(

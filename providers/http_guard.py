@@ -18,6 +18,7 @@ per process that imports LiteLLM:
 
 from __future__ import annotations
 
+import contextvars
 import ipaddress
 import socket
 import threading
@@ -33,6 +34,8 @@ from . import ssrf
 
 _lock = threading.Lock()
 _installed = False
+# The connect time limit of the provider call running in this asyncio task (providers.llm sets it per call).
+connect_limit: contextvars.ContextVar[float | None] = contextvars.ContextVar("connect_limit", default=None)
 
 
 class RedirectRefused(httpx.TransportError):
@@ -74,6 +77,9 @@ def _guarded_sync_connect(original: Any) -> Any:
 
 def _guarded_async_connect(original: Any) -> Any:
     async def connect_tcp(self: AnyIOBackend, host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        limit = connect_limit.get()
+        if limit is not None and not args:  # the call's connect limit, if shorter than the client's own
+            kwargs["timeout"] = min(kwargs.get("timeout") or limit, limit)
         if ssrf.checked_host_policy(host) is None:
             return await original(self, host, port, *args, **kwargs)
         last: Exception | None = None

@@ -8,6 +8,7 @@ real providers.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from . import aio, offline
+from . import aio, http_guard, offline
 from .errors import ProviderError, to_provider_error
 from .resolution import Target
 
@@ -27,6 +28,7 @@ __all__ = [
     "CutShort",
     "Interrupted",
     "LLMResult",
+    "Limits",
     "Price",
     "ProviderError",
     "ToolCall",
@@ -67,6 +69,26 @@ class Price:
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
         return self.input_per_token * prompt_tokens + self.output_per_token * completion_tokens
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-attempt time limits (seconds): TCP/TLS connect, the first streamed byte of the answer (headers and
+    first chunk), and silence between two chunks. Each ends one attempt with a retryable "timeout"."""
+
+    connect: float
+    first_byte: float
+    idle: float
+
+    @classmethod
+    def from_settings(cls) -> Limits:
+        from django.conf import settings
+
+        return cls(
+            connect=float(settings.PROVIDER_CONNECT_SECONDS),
+            first_byte=float(settings.PROVIDER_FIRST_BYTE_SECONDS),
+            idle=float(settings.PROVIDER_IDLE_SECONDS),
+        )
 
 
 def _offline_handler_class(litellm: Any) -> type:
@@ -205,6 +227,7 @@ def complete(
     timeout: float,
     price: Price | None = None,
     control: CallControl | None = None,
+    limits: Limits | None = None,
 ) -> LLMResult:
     """One call. With a `control` it streams (where the provider can) on the process's loop, passes text to
     `control.on_text` as it arrives and raises Interrupted at once on cancel or at the deadline; without one it
@@ -217,7 +240,7 @@ def complete(
             if control is None:
                 response = litellm.completion(**kwargs)
             else:
-                response = _controlled(target, kwargs, control, price, started)
+                response = _controlled(target, kwargs, control, price, started, limits or Limits.from_settings())
     except (Interrupted, ProviderError):
         raise
     except Exception as exc:  # every provider failure becomes a ProviderError with the key redacted
@@ -249,29 +272,55 @@ class _Stream:
                 self.on_text(piece)
 
 
-async def _call(kwargs: dict[str, Any], stream: _Stream | None) -> Any:
+def _timed_out(what: str, seconds: float) -> ProviderError:
+    return ProviderError(f"The provider {what} within {seconds:g} s.", kind="timeout", retryable=True)
+
+
+async def _call(kwargs: dict[str, Any], stream: _Stream | None, limits: Limits) -> Any:
     litellm = lib()
+    http_guard.connect_limit.set(limits.connect)  # read by the connect step of this task's HTTP connection
+    first_byte_by = time.monotonic() + limits.first_byte
     if stream is None:
-        return await litellm.acompletion(**kwargs)
-    response = await litellm.acompletion(**kwargs, stream=True, stream_options={"include_usage": True})
+        try:
+            return await asyncio.wait_for(litellm.acompletion(**kwargs), limits.first_byte)
+        except TimeoutError:
+            raise _timed_out("did not answer", limits.first_byte) from None
     try:
-        async for chunk in response:
+        response = await asyncio.wait_for(
+            litellm.acompletion(**kwargs, stream=True, stream_options={"include_usage": True}), limits.first_byte
+        )
+    except TimeoutError:
+        raise _timed_out("did not start answering", limits.first_byte) from None
+    chunks = response.__aiter__()
+    try:
+        while True:
+            # The first chunk counts against the first-byte limit, each later one against the idle limit.
+            limit = limits.idle if stream.chunks else max(0.0, first_byte_by - time.monotonic())
+            try:
+                chunk = await asyncio.wait_for(chunks.__anext__(), limit)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                if stream.chunks:
+                    raise _timed_out("went silent mid-answer, sending nothing", limits.idle) from None
+                raise _timed_out("did not start answering", limits.first_byte) from None
             stream.add(chunk)
     finally:
         closer = getattr(response, "aclose", None)
         if closer is not None:
-            await closer()
+            with contextlib.suppress(Exception):
+                await closer()
     if not stream.answered:
         raise ProviderError("The provider ended the stream without an answer.", kind="malformed", retryable=True)
     return litellm.stream_chunk_builder(stream.chunks, messages=kwargs["messages"])
 
 
 def _controlled(
-    target: Target, kwargs: dict[str, Any], control: CallControl, price: Price | None, started: float
+    target: Target, kwargs: dict[str, Any], control: CallControl, price: Price | None, started: float, limits: Limits
 ) -> Any:
     # The offline model answers at once and has no stream: it takes the non-streaming path.
     stream = None if target.is_offline else _Stream(control.on_text)
-    future = aio.submit(_call(kwargs, stream))
+    future = aio.submit(_call(kwargs, stream, limits))
     done = threading.Event()
     future.add_done_callback(lambda _: done.set())
     while not future.done():
@@ -285,10 +334,8 @@ def _controlled(
         control.poll()
     try:
         return future.result()
-    except ProviderError:
-        raise
     except Exception as exc:
-        error = to_provider_error(exc, target)
+        error = exc if isinstance(exc, ProviderError) else to_provider_error(exc, target)
         if stream is None or not stream.text:
             raise error from None
         # The provider or the network cut the stream: what came before the cut was paid for, so it counts.

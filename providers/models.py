@@ -53,6 +53,10 @@ class ProviderConnection(models.Model):
     status = models.CharField(max_length=16, choices=ConnectionStatus.choices, default=ConnectionStatus.UNTESTED)
     status_message = models.CharField(max_length=300, blank=True)
     last_tested_at = models.DateTimeField(null=True, blank=True)
+    # One connection check at a time (providers.checks): a check in flight holds this until it ends or lapses.
+    checking_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # What the platform paid for its own calls on this connection (connection checks), never a student's run.
+    platform_cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=0, editable=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -76,17 +80,33 @@ class ProviderConnection(models.Model):
 
 
 class CircuitBreaker(models.Model):
-    """Recent failures of one connection, shared by every worker process (providers.breaker)."""
+    """The shared state of one connection's breaker (providers.breaker): open until a moment, then one probe
+    call at a time (`probe_until` is when an unfinished probe's claim lapses)."""
 
     connection = models.OneToOneField(
         ProviderConnection, on_delete=models.CASCADE, primary_key=True, related_name="breaker"
     )
-    failures = models.PositiveIntegerField(default=0)
-    window_started_at = models.DateTimeField(null=True, blank=True)
     open_until = models.DateTimeField(null=True, blank=True)
+    probe_until = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
-        return f"{self.connection_id}: {self.failures} failures, open until {self.open_until or '—'}"
+        return f"{self.connection_id}: open until {self.open_until or '—'}"
+
+
+class BreakerCount(models.Model):
+    """Calls and failures of one connection in one short slice of time, added by every worker process; the
+    breaker's sliding window is the sum of the slices it covers."""
+
+    connection = models.ForeignKey(ProviderConnection, on_delete=models.CASCADE, related_name="+")
+    slice_start = models.BigIntegerField(help_text="Unix seconds at which this slice of the window starts.")
+    calls = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["connection", "slice_start"], name="unique_breaker_slice")]
+
+    def __str__(self) -> str:
+        return f"{self.connection_id} @{self.slice_start}: {self.failures}/{self.calls} failed"
 
 
 class RateWindow(models.Model):

@@ -85,6 +85,43 @@ def _wait_for_rate_limit(
         _pause(control, wait, None)
 
 
+def attempts() -> int:
+    """Attempts per model, the first included (PROVIDER_ATTEMPTS)."""
+    from django.conf import settings
+
+    return max(1, int(getattr(settings, "PROVIDER_ATTEMPTS", MAX_RETRIES + 1)))
+
+
+class _Skip(Exception):
+    """This target's breaker is open and a fallback follows: go to it."""
+
+
+def _through_breaker(
+    target: Target,
+    is_last: bool,
+    control: llm.CallControl,
+    on_attempt: Callable[[dict[str, Any]], None],
+    on_wait: Callable[[float], None],
+) -> bool:
+    """Wait until the breaker lets a call through; True when this call is its probe. A target with a fallback
+    after it is skipped at once (_Skip); the last one waits for the probe, within the run's deadline."""
+    announced = False
+    while True:
+        gate, wait = breaker.admit(target)
+        if gate != breaker.Gate.OPEN:
+            return gate == breaker.Gate.PROBE
+        if not announced:
+            error = breaker.skipped(target, wait)
+            on_attempt(attempt_record(target, 0, error.kind, 0, error.message))
+            announced = True
+            if not is_last:
+                raise _Skip
+            if control.remaining() <= wait:
+                raise error
+            on_wait(wait)
+        _pause(control, min(wait, 1.0), None)
+
+
 def call(
     targets: list[Target],
     messages: list[dict[str, Any]],
@@ -93,6 +130,7 @@ def call(
     prices: dict[str, llm.Price | None],
     control: llm.CallControl,
     on_wait: Callable[[float], None] = lambda seconds: None,
+    on_breaker_wait: Callable[[float], None] = lambda seconds: None,
     on_cut_short: Callable[[llm.LLMResult, Target], None] = lambda result, target: None,
     **kwargs: Any,
 ) -> tuple[llm.LLMResult, Target]:
@@ -100,16 +138,17 @@ def call(
     Stopped when a cancel or the deadline ends the loop between attempts, and llm.Interrupted (from the call)
     when one cuts a call short. No attempt starts after the deadline."""
     last: llm.ProviderError | None = None
-    for target in targets:
-        if breaker.is_open(target):  # it failed repeatedly just now: go straight to the fallback
-            last = breaker.skipped(target)
-            on_attempt(attempt_record(target, 0, last.kind, 0, last.message))
-            continue
-        for attempt in range(1, MAX_RETRIES + 2):
+    for index, target in enumerate(targets):
+        for attempt in range(1, attempts() + 1):
             if control.stop.is_set():
                 raise Stopped("cancelled", last)
             if control.remaining() <= 0:
                 raise Stopped("deadline", last)
+            try:
+                probe = _through_breaker(target, index == len(targets) - 1, control, on_attempt, on_breaker_wait)
+            except _Skip:
+                last = breaker.skipped(target)
+                break
             _wait_for_rate_limit(target, messages, kwargs, control, on_wait)
             started = time.monotonic()
             try:
@@ -119,13 +158,17 @@ def call(
                 if isinstance(exc, llm.CutShort):
                     on_cut_short(exc.partial, target)
                 elapsed = int((time.monotonic() - started) * 1000)
-                breaker.record(target, exc)
+                breaker.record(target, exc, probe=probe)
                 on_attempt(attempt_record(target, attempt, exc.kind, elapsed, exc.message, exc.detail))
-                if not exc.retryable or attempt > MAX_RETRIES:
+                if not exc.retryable or attempt >= attempts():
                     break
                 _pause(control, backoff(attempt, exc.retry_after), last)
                 continue
-            breaker.record(target, None)
+            except BaseException:  # cut short by a cancel or the deadline: it says nothing about the provider
+                if probe:
+                    breaker.release(target)
+                raise
+            breaker.record(target, None, probe=probe)
             on_attempt(attempt_record(target, attempt, "ok", result.latency_ms))
             return result, target
     assert last is not None

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -11,6 +12,7 @@ from catalog.models import Workflow
 from catalog.services import sync_workflows
 
 from .factories import UserFactory
+from .support.fake_llm import FakeLLM
 
 SHARED_DIR = Path(os.environ.get("SHARED_DIR", Path(settings.BASE_DIR).parent / "shared"))
 SHARED_SKILLS = SHARED_DIR / "skills" / "ai-research-skills"
@@ -37,6 +39,22 @@ def catalog(db) -> Iterator[Workflow]:
     """The project's own workflows and skills, loaded from workflows/ and skills/."""
     sync_workflows(workflows_dir=settings.WORKFLOWS_DIR, skills_dir=settings.SKILLS_DIR)
     yield Workflow.objects.get(slug="learn-agentic-ai")
+
+
+@pytest.fixture
+def fake_server() -> Iterator[Callable[..., FakeLLM]]:
+    """The stand-in provider (tests/support/fake_llm.py) on a random port: call it once per server a test
+    needs, with FakeLLM's arguments (`fake_server("anthropic", usage="measured")`); all stop when the test ends."""
+    started: list[FakeLLM] = []
+
+    def start(flavour: str = "openai", **options: Any) -> FakeLLM:
+        server = FakeLLM(flavour, **options).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -119,7 +119,7 @@ def test_transient_faults_are_retried_then_succeed(openai_server, fault, kind):
 
 
 def test_a_slow_answer_past_the_timeout_is_a_timeout(openai_server):
-    openai_server.push({"delay": 3}, {"delay": 3}, {"delay": 3})
+    openai_server.push(*[{"delay": 3}] * resilience.attempts())
     with pytest.raises(llm.ProviderError) as err:
         call([openai_target(openai_server)], timeout=1)
     assert err.value.kind == "timeout"
@@ -141,11 +141,12 @@ def test_an_unknown_model_is_said_plainly(openai_server):
 
 
 def test_a_failing_provider_falls_back_to_the_next_one(openai_server, anthropic_server):
-    openai_server.push(*[{"status": 500}] * 3)
+    tries = resilience.attempts()
+    openai_server.push(*[{"status": 500}] * tries)
     result, target, attempts = call([openai_target(openai_server), anthropic_target(anthropic_server)])
     assert target.provider == "anthropic"
     assert result.content.startswith("Fake Claude answer")
-    assert [(a["provider"], a["status"]) for a in attempts] == [("openai", "server")] * 3 + [("anthropic", "ok")]
+    assert [(a["provider"], a["status"]) for a in attempts] == [("openai", "server")] * tries + [("anthropic", "ok")]
     assert anthropic_server.requests[0]["path"] == "/v1/messages"
 
 

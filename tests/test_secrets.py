@@ -16,6 +16,7 @@ from django.core import serializers
 from django.core.management import call_command
 from django.urls import reverse
 
+from providers import resilience
 from providers.models import ProviderConnection
 from runs.models import Run, Status
 from settings_app.models import AuditEvent
@@ -84,7 +85,7 @@ def test_the_key_is_nowhere_in_plain_text_after_good_and_failing_runs(
     # Other topics, so the workflow's response cache does not answer instead of the provider.
     failed = runworkflow("--model", "openai/gpt-4o-mini", "--input", "topic=Planning")
     assert failed["status"] == "failed" and "rejected the API key" in failed["reason"]
-    openai_env.push(*[{"status": 500, "message": f"upstream said {PLANTED}"}] * 3)
+    openai_env.push(*[{"status": 500, "message": f"upstream said {PLANTED}"}] * resilience.attempts())
     assert runworkflow("--model", "openai/gpt-4o-mini", "--input", "topic=Memory")["status"] == "failed"
     connection = ProviderConnection.objects.get()
     pages = [

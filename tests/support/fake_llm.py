@@ -13,6 +13,12 @@ Script entries (consumed in order; when the script is empty, a plain answer is s
   {"chunk_delay": 0.5}                                when streaming, sleep this long before each chunk
   {"drop_after": 5}                                   when streaming, drop the connection after 5 events
   {"redirect": "http://0.0.0.0:8/"}                   307 to that address (see the redirect section below)
+  {"hang": True}                                      read the request, then never answer (until stop())
+  {"stall_after": 2}                                  when streaming, send headers and 2 events, then go silent
+Random faults (the fault suite, `FakeLLM(faults=Faults(rate=0.15, seed=1))`): when the script is empty, each
+request is, with probability `rate`, one of the fault kinds in `Faults.KINDS` instead of the default answer;
+`fault_counts` says how many of each were sent. Each request's record says its `fault` (or None) and `ok`
+(True once a whole answer was sent), so a conversation answered twice can be counted.
 A request with "stream": true is answered with server-sent events, one chunk per word (OpenAI or Anthropic
 flavour), tool calls included. `default` is the entry used when the script is empty (e.g. {"delay": 2} for a
 provider that always takes 2 s). Each request records its arrival (`at`) and, when streamed, when its first
@@ -33,17 +39,44 @@ are base URLs, made by the helpers at the end of this module.
 from __future__ import annotations
 
 import json
+import random
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+class Faults:
+    """Random transient faults, reproducible from a seed. `kinds` weights each kind equally."""
+
+    KINDS: dict[str, dict[str, Any]] = {
+        "429": {"status": 429, "headers": {"Retry-After": "1"}},
+        "500": {"status": 500},
+        "503": {"status": 503},
+        "reset": {"drop": True},
+        "cut": {"drop_after": 3},
+        "hang": {"hang": True},
+        "stall": {"stall_after": 2},
+    }
+    TRANSIENT = ("429", "500", "503", "reset", "cut")
+
+    def __init__(self, rate: float, seed: int = 1, kinds: tuple[str, ...] = TRANSIENT) -> None:
+        self.rate = rate
+        self.kinds = kinds
+        self.random = random.Random(seed)
+
+    def pick(self) -> str | None:
+        return self.random.choice(self.kinds) if self.random.random() < self.rate else None
+
+
 class FakeLLM:
-    def __init__(self, flavour: str = "openai", *, usage: str = "fixed", fill: bool = False) -> None:
+    def __init__(
+        self, flavour: str = "openai", *, usage: str = "fixed", fill: bool = False, faults: Faults | None = None
+    ) -> None:
         if usage not in ("fixed", "measured"):
             raise ValueError("usage is 'fixed' or 'measured'")
         self.flavour = flavour
@@ -54,6 +87,9 @@ class FakeLLM:
         self.default: dict[str, Any] = {}
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests it was answering at once
+        self.faults = faults
+        self.fault_counts: Counter[str] = Counter()
+        self._stopping = threading.Event()  # ends hangs and stalls when the server stops
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -73,6 +109,7 @@ class FakeLLM:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self.server.shutdown()
         self.server.server_close()
         for sock in list(self._open):  # keep-alive connections would otherwise outlive the server
@@ -85,7 +122,13 @@ class FakeLLM:
 
     def _next(self) -> dict[str, Any]:
         with self._lock:
-            return self.script.pop(0) if self.script else dict(self.default)
+            if self.script:
+                return self.script.pop(0)
+            fault = self.faults.pick() if self.faults else None
+            if fault is None:
+                return dict(self.default)
+            self.fault_counts[fault] += 1
+            return {**self.default, **Faults.KINDS[fault], "fault": fault}
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
@@ -125,6 +168,11 @@ class FakeLLM:
                 record = {"path": self.path, "headers": self.headers, "body": body, "at": time.time()}
                 fake.requests.append(record)
                 entry = fake._next()
+                record["fault"] = entry.get("fault")
+                if entry.get("hang"):  # accepted, read, and never answered
+                    fake._stopping.wait(3600)
+                    self.close_connection = True
+                    return
                 if entry.get("delay"):
                     time.sleep(entry["delay"])
                 if entry.get("redirect"):
@@ -152,6 +200,10 @@ class FakeLLM:
                 streamed = body.get("stream") or "streamGenerateContent" in self.path
                 if streamed:
                     events = {"openai": sse_openai, "anthropic": sse_anthropic}.get(fake.flavour, sse_whole)(answer)
+                    if "stall_after" in entry:  # headers and a few events, then silence with the socket open
+                        self._stream(events[: entry["stall_after"]], 0, record, end=False)
+                        fake._stopping.wait(3600)
+                        return
                     if "drop_after" in entry:  # the connection dies mid-stream, after that many events
                         self._stream(events[: entry["drop_after"]], entry.get("chunk_delay", 0), record, end=False)
                         self.connection.shutdown(2)
@@ -159,6 +211,7 @@ class FakeLLM:
                     self._stream(events, entry.get("chunk_delay", 0), record)
                     return
                 self._send(200, json.dumps(answer).encode(), {})
+                record["ok"] = True
 
             def _stream(
                 self, events: list[bytes], chunk_delay: float, record: dict[str, Any], end: bool = True
@@ -181,6 +234,7 @@ class FakeLLM:
                     if end:
                         self.wfile.write(b"0\r\n\r\n")
                         self.wfile.flush()
+                        record["ok"] = True
                 except (BrokenPipeError, ConnectionResetError):
                     record["aborted"] = True  # the client hung up mid-stream (a cancel)
 

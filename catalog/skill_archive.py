@@ -82,7 +82,8 @@ def _plan(entries: list[zipfile.ZipInfo]) -> list[tuple[zipfile.ZipInfo, list[st
         raise ArchiveError(f"{len(entries)} entries; at most {MAX_ENTRIES} are accepted")
     plan = [(info, _safe_parts(info.filename), _kind(info)) for info in entries]
     declared = 0
-    files, folders = set(), set()
+    files: set[str] = set()
+    folders: set[str] = set()
     for info, parts, kind in plan:
         _check_entry(info, parts)
         declared += info.file_size  # what the archive claims, over all entries; the bytes written count too

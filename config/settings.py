@@ -176,6 +176,10 @@ if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
+# Provider calls ignore HTTP_PROXY/HTTPS_PROXY/ALL_PROXY (a proxy would resolve names past the SSRF guard);
+# an egress proxy for them is named here explicitly (docs/security.md).
+PROVIDER_PROXY = env.str("PROVIDER_PROXY", default="")
+
 # Encryption of provider keys (MultiFernet): comma-separated, the first is primary.
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 

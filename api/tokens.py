@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Case, F, QuerySet, Value, When
+from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.http import Http404
 from django.utils import timezone
 
@@ -63,6 +63,8 @@ def create_token(
             raise TooManyTokens(
                 f"You already have {settings.API_TOKENS_PER_USER} working tokens: revoke one you no longer use."
             )
+        # The user's request counter exists from their first token on, so counting is one UPDATE a request.
+        RequestWindow.objects.get_or_create(user_id=user.pk, defaults={"window_start": timezone.now(), "count": 0})
         secret = PREFIX + secrets.token_urlsafe(32)
         token = AccessToken.objects.create(
             user=user, name=name.strip()[:80], scope=scope, prefix=secret[: len(PREFIX) + 6], digest=digest(secret),
@@ -115,15 +117,17 @@ def authenticate(secret: str, *, ip: str | None = None) -> AccessToken | None:
 
 
 def count_request(user_id: int, *, now: datetime) -> None:
-    """Count one request in the user's current clock minute (a new minute starts again at 1). In one
-    transaction with the read-back, the row lock (PostgreSQL) or the write lock (SQLite, IMMEDIATE) makes the
-    count exact across threads and processes. Raises Throttled past the limit."""
+    """Count one request in the user's current clock minute (a new minute starts again at 1), in one
+    conditional UPDATE that only counts while under the limit: the row lock (PostgreSQL re-checks the
+    condition after it) or the write lock (SQLite) makes the count exact across threads and processes.
+    Raises Throttled past the limit."""
     window = now.replace(second=0, microsecond=0)
-    with transaction.atomic():
-        RequestWindow.objects.get_or_create(user_id=user_id, defaults={"window_start": window, "count": 0})
-        RequestWindow.objects.filter(user_id=user_id).update(
-            count=Case(When(window_start=window, then=F("count") + 1), default=Value(1)), window_start=window
-        )
-        count = RequestWindow.objects.values_list("count", flat=True).get(user_id=user_id)
-    if count > settings.API_TOKEN_REQUESTS_PER_MINUTE:
-        raise Throttled(retry_after=max(1, int((window + WINDOW - now).total_seconds()) + 1))
+    limit = settings.API_TOKEN_REQUESTS_PER_MINUTE
+    rows = RequestWindow.objects.filter(user_id=user_id).filter(~Q(window_start=window) | Q(count__lt=limit))
+    bump = {"count": Case(When(window_start=window, then=F("count") + 1), default=Value(1)), "window_start": window}
+    if rows.update(**bump):
+        return
+    _, created = RequestWindow.objects.get_or_create(user_id=user_id, defaults={"window_start": window, "count": 1})
+    if created or rows.update(**bump):  # the user's first request, or a first made at the same moment
+        return
+    raise Throttled(retry_after=max(1, int((window + WINDOW - now).total_seconds()) + 1))

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from catalog import inputs as run_inputs
 from catalog.models import WorkflowVersion
-from providers.resolution import split_model
+from providers.resolution import ModelNotAvailable, offered_models
 from settings_app import audit
 from settings_app.models import AuditAction
 
@@ -33,6 +33,19 @@ class QueueFull(RunRefused):
 
 class FullRunLocked(RunRefused):
     """No passed test run with these inputs yet (HTTP 409 in the API)."""
+
+
+class ModelRefused(ModelNotAvailable, RunRefused):
+    """A model the workflow does not offer, or a malformed name (HTTP 422 invalid_model in the API; a
+    refusal like any other on the pages)."""
+
+
+def checked_models(version: WorkflowVersion, models: list[str] | None) -> list[str]:
+    """The models a new run may record: providers.resolution.offered_models for every entry point."""
+    try:
+        return offered_models(version.spec, list(models or []))
+    except ModelNotAvailable as exc:
+        raise ModelRefused(str(exc)) from None
 
 
 DISABLED = "This workflow is disabled by an operator: it cannot run, resume, rerun or replay until it is enabled."
@@ -97,8 +110,7 @@ def start_run(
         raise RunRefused(f"Unknown mode '{mode}': use validate, test or full.")
     if _switched_off(workflow_version):
         raise RunRefused(DISABLED)
-    for name in models or []:
-        split_model(name)
+    models = checked_models(workflow_version, models)
     clean = run_inputs.validate(workflow_version.input_schema, inputs)
     digest = run_inputs.inputs_hash(clean)
     caps_budget = Decimal(str(workflow_version.caps(Mode.TEST if mode == Mode.VALIDATE else mode)["budget_usd"]))
@@ -143,6 +155,7 @@ def resume_run(run: Run, *, queue: bool = True) -> Run:
         raise RunRefused("Only a failed, cancelled or stopped test or full run can be resumed.")
     if _switched_off(run.workflow_version):
         raise RunRefused(DISABLED)
+    models = checked_models(run.workflow_version, run.requested_models)
     spent = money.chain_spent(run)
     budget = money.budget_of(run, run.workflow_version.caps(run.mode))
     if spent >= budget:
@@ -159,7 +172,7 @@ def resume_run(run: Run, *, queue: bool = True) -> Run:
             mode=run.mode,
             inputs=run.inputs,
             inputs_hash=run.inputs_hash,
-            requested_models=run.requested_models,
+            requested_models=models,
             budget_usd=run.budget_usd,
             resumed_from=run,
             chain_spent_usd=spent,

@@ -16,12 +16,16 @@ from . import tokens
 from .errors import ApiError
 from .models import AccessToken, Scope
 
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
 
 class TokenAuth(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str) -> AccessToken | None:
         found = tokens.authenticate(token, ip=client_ip(request))
         if found is not None:
             request.user = found.user  # the services and access helpers see the token's owner
+            if request.method not in SAFE_METHODS:  # the one place every write's scope is checked
+                require_scope(found, Scope.RUN)
         return found
 
 
@@ -42,8 +46,14 @@ class SessionAuth(APIKeyCookie):
         return request.user
 
 
+def require_scope(token: AccessToken, scope: Scope) -> None:
+    if not token.allows(scope):
+        raise ApiError(403, "insufficient_scope", f"This token has the '{token.scope}' scope; this needs '{scope}'.")
+
+
 def require(request: HttpRequest, scope: Scope) -> None:
-    """Tokens carry a scope; a session may do whatever its user may."""
+    """Tokens carry a scope; a session may do whatever its user may. (Every non-GET request already needed
+    the run scope at authentication; endpoints still say what they need.)"""
     auth = getattr(request, "auth", None)
-    if isinstance(auth, AccessToken) and not auth.allows(scope):
-        raise ApiError(403, "insufficient_scope", f"This token has the '{auth.scope}' scope; this needs '{scope}'.")
+    if isinstance(auth, AccessToken):
+        require_scope(auth, scope)

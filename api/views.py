@@ -11,17 +11,19 @@ from django.views.decorators.http import require_POST
 from settings_app.audit import client_ip
 
 from .forms import TokenForm
-from .tokens import create_token, get_token_for_user, revoke_token, tokens_of
+from .tokens import TooManyTokens, create_token, get_token_for_user, revoke_token, tokens_of
 
 
 def tokens(request: HttpRequest) -> HttpResponse:
     form = TokenForm(request.POST or None)
     created = None
     if request.method == "POST" and form.is_valid():
-        created = create_token(
-            user=request.user, name=form.cleaned_data["name"], scope=form.cleaned_data["scope"], ip=client_ip(request)
-        )
-        form = TokenForm()
+        try:
+            created = create_token(user=request.user, ip=client_ip(request), **form.cleaned_data)
+        except TooManyTokens as exc:
+            form.add_error(None, str(exc))
+        else:
+            form = TokenForm()
     context = {"form": form, "tokens": tokens_of(request.user), "created": created}
     status = 422 if request.method == "POST" and created is None else 200
     response = render(request, "api/tokens.html", context, status=status)

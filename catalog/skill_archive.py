@@ -1,7 +1,9 @@
 """Unpacking an uploaded zip of a skill library, safely: the archive is refused whole at the first entry
 that would escape the destination (absolute names, `..`, drive letters, backslashes), that is a symlink or
-anything but a file or folder, or past the size and file-count limits (counted on the bytes actually
-written, not on what the archive claims, so a zip bomb stops at the limit)."""
+anything but a file or folder, or past the size and file-count limits (counted over all entries, on what the
+archive claims and again on the bytes actually written, so a zip bomb stops at the limit). A damaged or
+encrypted archive, a name that is not valid UTF-8 or too long for a file system, and a name that is both a
+file and a folder are refused with the reason, never a server error."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import re
 import shutil
 import stat
 import zipfile
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -19,7 +22,8 @@ from .skills import slugify
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_ENTRIES = 5000
 MAX_FILE_BYTES = 20 * 1024 * 1024
-MAX_TOTAL_BYTES = 200 * 1024 * 1024
+MAX_TOTAL_BYTES = 200 * 1024 * 1024  # over all entries together
+MAX_NAME_BYTES = 255  # one file or folder name (what Linux file systems hold)
 _CHUNK = 64 * 1024
 
 
@@ -49,22 +53,53 @@ def extract(upload: IO[bytes], dest: Path) -> None:
     """Extract into dest (created, must not exist). On any refusal dest is removed and ArchiveError raised."""
     try:
         archive = zipfile.ZipFile(upload)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except UnicodeDecodeError:
+        raise ArchiveError("an entry is marked as UTF-8 but its name is not valid UTF-8") from None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise ArchiveError(f"not a zip file ({exc})") from None
     dest.mkdir(parents=True)
     try:
         with archive:
             _extract_all(archive, dest)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(dest, ignore_errors=True)
+        if isinstance(exc, zipfile.BadZipFile | zlib.error | EOFError | NotImplementedError):  # a damaged entry
+            raise ArchiveError(f"the archive is damaged ({exc})") from None
         raise
 
 
-def _extract_all(archive: zipfile.ZipFile, dest: Path) -> None:
-    entries = archive.infolist()
+def _check_entry(info: zipfile.ZipInfo, parts: list[str]) -> None:
+    if info.flag_bits & 0x1:
+        raise ArchiveError(f"'{info.filename}' is encrypted; encrypted archives are refused")
+    long = next((p for p in parts if len(p.encode()) > MAX_NAME_BYTES), None)
+    if long is not None:
+        raise ArchiveError(f"'{long[:40]}…' is a name longer than {MAX_NAME_BYTES} bytes")
+
+
+def _plan(entries: list[zipfile.ZipInfo]) -> list[tuple[zipfile.ZipInfo, list[str], str]]:
+    """Every entry checked before anything is written: the archive is refused whole or extracted whole."""
     if len(entries) > MAX_ENTRIES:
         raise ArchiveError(f"{len(entries)} entries; at most {MAX_ENTRIES} are accepted")
-    plan = [(info, _safe_parts(info.filename), _kind(info)) for info in entries]  # refuse before writing
+    plan = [(info, _safe_parts(info.filename), _kind(info)) for info in entries]
+    declared = 0
+    files: set[str] = set()
+    folders: set[str] = set()
+    for info, parts, kind in plan:
+        _check_entry(info, parts)
+        declared += info.file_size  # what the archive claims, over all entries; the bytes written count too
+        if declared > MAX_TOTAL_BYTES:
+            raise ArchiveError(f"the archive is larger than {MAX_TOTAL_BYTES // 2**20} MiB unpacked")
+        path = "/".join(parts)
+        folders.update("/".join(parts[:n]) for n in range(1, len(parts)))
+        (folders if kind == "dir" else files).add(path)
+    clash = sorted(files & folders)
+    if clash:
+        raise ArchiveError(f"'{clash[0]}' is both a file and a folder in the archive")
+    return plan
+
+
+def _extract_all(archive: zipfile.ZipFile, dest: Path) -> None:
+    plan = _plan(archive.infolist())
     real_dest = os.path.realpath(dest)
     total = 0
     for info, parts, kind in plan:

@@ -169,8 +169,16 @@ if env.bool("HTTPS", default=False):
     SECURE_HSTS_SECONDS = 31536000
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
+# X-Forwarded-Proto is a client's word unless a proxy we run overwrites it: trust it only when the operator
+# says the app is behind such a proxy (docs/operations.md), never just because HTTPS is on.
+BEHIND_PROXY = env.bool("BEHIND_PROXY", default=False)
+if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+
+# Provider calls ignore HTTP_PROXY/HTTPS_PROXY/ALL_PROXY (a proxy would resolve names past the SSRF guard);
+# an egress proxy for them is named here explicitly (docs/security.md).
+PROVIDER_PROXY = env.str("PROVIDER_PROXY", default="")
 
 # Encryption of provider keys (MultiFernet): comma-separated, the first is primary.
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
@@ -221,8 +229,11 @@ PROVIDER_ATTEMPTS = env.int("PROVIDER_ATTEMPTS", default=5)
 # Queued + running runs one user may have at once (an operator can set another limit per user).
 RUNS_ACTIVE_PER_USER = env.int("RUNS_ACTIVE_PER_USER", default=10)
 
-# The HTTP API (docs/api.md): requests per token per minute, counted in the database; event streams.
+# The HTTP API (docs/api.md): requests per user per minute (over all their tokens), counted in the database;
+# working tokens one user may hold; how long a new token lasts by default (its owner may pick another).
 API_TOKEN_REQUESTS_PER_MINUTE = env.int("API_TOKEN_REQUESTS_PER_MINUTE", default=120)
+API_TOKENS_PER_USER = env.int("API_TOKENS_PER_USER", default=10)
+API_TOKEN_DAYS = env.int("API_TOKEN_DAYS", default=90)
 API_EVENTS_POLL_SECONDS = env.float("API_EVENTS_POLL_SECONDS", default=0.5)
 API_EVENTS_MAX_SECONDS = env.int("API_EVENTS_MAX_SECONDS", default=300)
 # Each open event stream holds a gunicorn thread (4 per process): keep threads free for pages.

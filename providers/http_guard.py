@@ -14,6 +14,10 @@ per process that imports LiteLLM:
   private-network permission and connects to the checked address (TLS still verifies the host name), so a
   DNS answer that changes after the base URL was checked (rebinding) cannot reach a forbidden address.
   Other hosts (the providers' own public APIs, anything else in the process) connect as before.
+- proxy environment variables (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY) and .netrc are ignored (trust_env off
+  for every httpx client): a proxy resolves names itself, out of reach of the connect-time check. An
+  operator who needs an egress proxy names it in PROVIDER_PROXY; requests then go through it, and each
+  base-URL host is still resolved and checked here just before the request is handed to the proxy.
 """
 
 from __future__ import annotations
@@ -93,6 +97,33 @@ def _guarded_async_connect(original: Any) -> Any:
     return connect_tcp
 
 
+def provider_proxy() -> str:
+    """The egress proxy an operator configured for provider calls ('' for none: connect directly)."""
+    from django.conf import settings
+
+    return str(getattr(settings, "PROVIDER_PROXY", "") or "")
+
+
+def _no_environment_proxy(original: Any) -> Any:
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs["trust_env"] = False  # HTTP_PROXY and friends would take connections past the guard
+        proxy = provider_proxy()
+        if proxy and not {"proxy", "mounts", "transport"} & set(kwargs):
+            kwargs["proxy"] = proxy
+        original(self, *args, **kwargs)
+
+    return __init__
+
+
+def _check_before_proxy(request: httpx.Request) -> None:
+    """Through a configured proxy the connect step sees only the proxy: check the base URL's host here."""
+    if provider_proxy() and ssrf.checked_host_policy(request.url.host) is not None:
+        try:
+            checked_addresses(request.url.host)
+        except httpcore.ConnectError as exc:
+            raise httpx.ConnectError(str(exc), request=request) from None
+
+
 def _refused(response: httpx.Response, wanted: bool) -> RedirectRefused | None:
     if wanted and response.has_redirect_location:
         return RedirectRefused(
@@ -107,6 +138,7 @@ def _guarded_sync_send(original: Any) -> Any:
     def send(self: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
         wanted = kwargs.get("follow_redirects")
         wanted = wanted if isinstance(wanted, bool) else self.follow_redirects  # else: the client's default
+        _check_before_proxy(request)
         response: httpx.Response = original(self, request, **{**kwargs, "follow_redirects": False})
         refused = _refused(response, wanted)
         if refused:
@@ -121,6 +153,7 @@ def _guarded_async_send(original: Any) -> Any:
     async def send(self: httpx.AsyncClient, request: httpx.Request, **kwargs: Any) -> httpx.Response:
         wanted = kwargs.get("follow_redirects")
         wanted = wanted if isinstance(wanted, bool) else self.follow_redirects  # else: the client's default
+        await anyio.to_thread.run_sync(_check_before_proxy, request)
         response: httpx.Response = await original(self, request, **{**kwargs, "follow_redirects": False})
         refused = _refused(response, wanted)
         if refused:
@@ -142,4 +175,6 @@ def install(litellm: Any) -> None:
         AnyIOBackend.connect_tcp = _guarded_async_connect(AnyIOBackend.connect_tcp)  # type: ignore[method-assign]
         httpx.Client.send = _guarded_sync_send(httpx.Client.send)  # type: ignore[method-assign]
         httpx.AsyncClient.send = _guarded_async_send(httpx.AsyncClient.send)  # type: ignore[method-assign]
+        httpx.Client.__init__ = _no_environment_proxy(httpx.Client.__init__)  # type: ignore[method-assign]
+        httpx.AsyncClient.__init__ = _no_environment_proxy(httpx.AsyncClient.__init__)  # type: ignore[method-assign]
         _installed = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,11 +35,23 @@ class Target:
         return self.provider == Provider.OFFLINE
 
 
+# A model's own name: letters, digits and . _ : @ + - in segments separated by single slashes, no segment
+# starting with a dot. Provider adapters put the name into URL paths (Gemini: /models/{model}:generate…), so
+# `..`, `?`, `#`, `%` and spaces would steer a request (and its key) elsewhere: refused before any call.
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_:@+.-]*(?:/[A-Za-z0-9][A-Za-z0-9_:@+.-]*)*")
+MAX_MODEL_NAME = 120
+
+
 def split_model(name: str) -> tuple[str, str]:
-    provider, sep, model = name.partition("/")
+    provider, sep, model = str(name).partition("/")
     if not sep or not model or provider not in Provider.values:
         known = ", ".join(Provider.values)
         raise ModelNotAvailable(f"'{name}' is not a model name of the form provider/model (providers: {known}).")
+    if len(model) > MAX_MODEL_NAME or not _MODEL_NAME.fullmatch(model) or ".." in model:
+        raise ModelNotAvailable(
+            f"'{name[:MAX_MODEL_NAME]}' is not a usable model name: use letters, digits and . _ : @ + - "
+            "(no '..', spaces or URL characters)."
+        )
     return provider, model
 
 
@@ -170,6 +183,22 @@ def run_models(spec: dict[str, Any], chosen: str) -> list[str]:
     if split_model(chosen)[0] == Provider.OFFLINE:
         return [chosen]
     return [chosen, *(c.name for c in model_choices(spec) if not c.offline and c.name != chosen)]
+
+
+def offered_models(spec: dict[str, Any], requested: list[str]) -> list[str]:
+    """The one model rule for every way a run starts (web, API, CLI, rerun, resume): each name well formed,
+    the first one offered for this spec now (allowed by the spec, served by a connection); fallbacks no
+    longer offered are dropped. Raises ModelNotAvailable in plain words. Makes no network call."""
+    for name in requested:
+        split_model(name)
+    if not requested:
+        return []
+    offered = [c.name for c in model_choices(spec)]
+    if requested[0] not in offered:
+        raise ModelNotAvailable(
+            f"'{requested[0]}' is not offered for this workflow now. Choose one of: {', '.join(offered)}."
+        )
+    return [requested[0], *(n for n in dict.fromkeys(requested[1:]) if n in offered and n != requested[0])]
 
 
 def resolve_for_run(spec: dict[str, Any], requested: list[str]) -> list[Target]:

@@ -26,6 +26,13 @@ class ConnectionError_(Exception):
     """A connection that cannot be saved as asked, in plain words."""
 
 
+def key_goes_elsewhere(existing: ProviderConnection | None, provider: str, api_base: str) -> bool:
+    """Whether the stored key would be sent somewhere new: a key is for one provider at one address, so
+    whoever changes either must type the key again (else an operator could point a base URL they control
+    at an admin's key and press Test connection)."""
+    return bool(existing and existing.encrypted_key and (existing.provider, existing.api_base) != (provider, api_base))
+
+
 def check_connection_settings(
     provider: str, api_key: str, api_base: str, allow_private: bool, existing: ProviderConnection | None
 ) -> None:
@@ -34,7 +41,12 @@ def check_connection_settings(
         raise ConnectionError_(
             "An OpenAI-compatible server needs its base URL (for example http://127.0.0.1:11434/v1)."
         )
-    if info.needs_key and not api_key and not (existing and existing.encrypted_key):
+    keeps_key = bool(existing and existing.encrypted_key) and not key_goes_elsewhere(existing, provider, api_base)
+    if info.needs_key and not api_key and not keeps_key:
+        if key_goes_elsewhere(existing, provider, api_base):
+            raise ConnectionError_(
+                "Changing the provider or the base URL clears the stored key: enter the API key again."
+            )
         raise ConnectionError_(f"{Provider(provider).label} needs an API key.")
     if api_base:
         try:
@@ -61,12 +73,16 @@ def save_connection(
     the other fields the admin edits (enabled, rate limits, budget, position)."""
     check_connection_settings(provider, api_key, api_base, allow_private_network, connection)
     created = connection is None
+    clear_key = not api_key and key_goes_elsewhere(connection, provider, api_base)
     conn = connection or ProviderConnection(provider=provider, created_by=actor if getattr(actor, "pk", None) else None)
-    changed = [
-        name
-        for name, value in (("label", label), ("api_base", api_base), ("default_model", default_model))
-        if getattr(conn, name) != value
-    ]
+    # Where the key goes is recorded with both values, so the audit log shows where it was pointed.
+    moves = {
+        name: {"from": getattr(conn, name), "to": value}
+        for name, value in (("provider", provider), ("api_base", api_base))
+        if not created and getattr(conn, name) != value
+    }
+    plain = [("label", label), ("default_model", default_model)] + ([("api_base", api_base)] if created else [])
+    changed = [*moves] + [name for name, value in plain if getattr(conn, name) != value]
     for name, value in (options or {}).items():
         if getattr(conn, name) != value:
             changed.append(name)
@@ -74,13 +90,14 @@ def save_connection(
     conn.provider, conn.label, conn.api_base = provider, label, api_base
     conn.default_model = default_model or f"{provider}/{PROVIDERS[provider].models[0]}"
     conn.allow_private_network = allow_private_network
-    if api_key:
+    if api_key or clear_key:
         conn.set_key(api_key)
-        changed.append("key")
-    if not created and {"key", "api_base"} & set(changed):  # an earlier test says nothing about the new settings
-        conn.status, conn.status_message = ConnectionStatus.UNTESTED, ""
+        changed.append("key" if api_key else "key cleared")
+    if not created and {"key", "key cleared", "api_base", "provider"} & set(changed):
+        conn.status, conn.status_message = ConnectionStatus.UNTESTED, ""  # an earlier test says nothing now
     conn.save()
-    record(AuditAction.CREATED if created else AuditAction.CHANGED, conn, actor=actor, ip=ip, fields=sorted(changed))
+    action = AuditAction.CREATED if created else AuditAction.CHANGED
+    record(action, conn, actor=actor, ip=ip, fields=sorted(changed), **moves)
     return conn
 
 

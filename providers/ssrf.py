@@ -85,8 +85,8 @@ def check_base_url(url: str, *, allow_private: bool) -> str:
         raise UnsafeURL("A base URL must start with http:// or https:// and name a host.")
     if parts.username or parts.password:
         raise UnsafeURL("Put credentials in the key field, not in the URL.")
-    host = parts.hostname.lower()
-    if host in METADATA_HOSTS:
+    host = normal_host(parts.hostname)
+    if host in METADATA_HOSTS or host.split(".")[0] in METADATA_HOSTS - {"metadata"}:
         raise UnsafeURL("Cloud metadata addresses are never allowed.")
     for address in _addresses(host):
         problem = refusal(address, allow_private=allow_private)
@@ -97,6 +97,12 @@ def check_base_url(url: str, *, allow_private: bool) -> str:
     return url
 
 
+def normal_host(host: str) -> str:
+    """One spelling per host name: lower case, no brackets, no trailing dot (`metadata.google.internal.`
+    is the same name as `metadata.google.internal`, fully qualified)."""
+    return host.strip("[]").lower().rstrip(".")
+
+
 def checked_host_policy(host: str) -> bool | None:
     """For a host some base URL named: whether it may reach private addresses. None for any other host."""
-    return _checked_hosts.get(host.strip("[]").lower())
+    return _checked_hosts.get(normal_host(host))

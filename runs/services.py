@@ -14,7 +14,7 @@ from django.utils import timezone
 from catalog import inputs as run_inputs
 from catalog.access import can_author
 from catalog.models import WorkflowVersion
-from providers.resolution import split_model
+from providers.resolution import ModelNotAvailable, offered_models
 from settings_app import audit
 from settings_app.models import AuditAction
 
@@ -34,6 +34,19 @@ class QueueFull(RunRefused):
 
 class FullRunLocked(RunRefused):
     """No passed test run with these inputs yet (HTTP 409 in the API)."""
+
+
+class ModelRefused(ModelNotAvailable, RunRefused):
+    """A model the workflow does not offer, or a malformed name (HTTP 422 invalid_model in the API; a
+    refusal like any other on the pages)."""
+
+
+def checked_models(version: WorkflowVersion, models: list[str] | None) -> list[str]:
+    """The models a new run may record: providers.resolution.offered_models for every entry point."""
+    try:
+        return offered_models(version.spec, list(models or []))
+    except ModelNotAvailable as exc:
+        raise ModelRefused(str(exc)) from None
 
 
 DISABLED = "This workflow is disabled by an operator: it cannot run, resume, rerun or replay until it is enabled."
@@ -109,8 +122,7 @@ def start_run(
         raise RunRefused(DISABLED)
     if workflow_version.is_draft:
         _check_draft_run(workflow_version, user, mode)
-    for name in models or []:
-        split_model(name)
+    models = checked_models(workflow_version, models)
     clean = run_inputs.validate(workflow_version.input_schema, inputs)
     digest = run_inputs.inputs_hash(clean)
     caps_budget = Decimal(str(workflow_version.caps(Mode.TEST if mode == Mode.VALIDATE else mode)["budget_usd"]))
@@ -155,6 +167,7 @@ def resume_run(run: Run, *, queue: bool = True) -> Run:
         raise RunRefused("Only a failed, cancelled or stopped test or full run can be resumed.")
     if _switched_off(run.workflow_version):
         raise RunRefused(DISABLED)
+    models = checked_models(run.workflow_version, run.requested_models)
     spent = money.chain_spent(run)
     budget = money.budget_of(run, run.workflow_version.caps(run.mode))
     if spent >= budget:
@@ -171,7 +184,7 @@ def resume_run(run: Run, *, queue: bool = True) -> Run:
             mode=run.mode,
             inputs=run.inputs,
             inputs_hash=run.inputs_hash,
-            requested_models=run.requested_models,
+            requested_models=models,
             budget_usd=run.budget_usd,
             resumed_from=run,
             chain_spent_usd=spent,

@@ -136,7 +136,12 @@ def test_an_internal_error_fails_the_run_instead_of_leaving_it_running(catalog, 
 
 
 def test_a_model_with_no_connection_fails_in_validation_with_a_clear_reason(catalog, alice):
-    run = start(catalog, alice, models=["openai/gpt-4o-mini"])
+    # Starting one is refused (services.checked_models); a run whose connection went away after it started
+    # still fails in validation.
+    with pytest.raises(services.ModelRefused, match="'openai/gpt-4o-mini' is not offered for this workflow now"):
+        start(catalog, alice, models=["openai/gpt-4o-mini"])
+    run = start(catalog, alice)
+    Run.objects.filter(pk=run.pk).update(requested_models=["openai/gpt-4o-mini"])
     pipeline.execute(run.pk)
     run.refresh_from_db()
     assert run.status == Status.FAILED

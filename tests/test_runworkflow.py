@@ -89,12 +89,10 @@ def test_bad_requests_exit_non_zero_with_one_clear_line_and_no_run(catalog, args
     assert not Run.objects.exists()
 
 
-def test_a_model_without_a_connection_ends_failed_with_exit_1(catalog):
-    code, out, _ = runworkflow("learn-agentic-ai", "--model", "anthropic/claude-haiku-4-5-20251001", "--json")
-    assert code == 1
-    result = json.loads(out.strip().splitlines()[-1])
-    assert result["status"] == "failed"
-    assert "has a connected provider" in result["reason"]
+def test_a_model_without_a_connection_is_refused_before_a_run_with_exit_2(catalog):
+    with pytest.raises(CommandError, match="'anthropic/claude-haiku-4-5-20251001' is not offered") as err:
+        runworkflow("learn-agentic-ai", "--model", "anthropic/claude-haiku-4-5-20251001")
+    assert err.value.returncode == 2 and not Run.objects.exists()
 
 
 def test_validate_mode_reports_without_running_steps(catalog):

@@ -180,3 +180,79 @@ def test_a_client_that_asked_not_to_follow_redirects_still_sees_the_redirect():
         with httpx.Client(follow_redirects=False) as client:
             response = client.post(f"{server.base_url}/chat/completions", json={})
     assert response.status_code == 307 and response.headers["location"] == "/elsewhere"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://metadata.google.internal./computeMetadata/v1/",
+        "http://METADATA.Google.Internal/computeMetadata/v1/",
+        "http://metadata.google.internal../",
+        "http://Metadata./latest/",
+        "http://instance-data.ec2.internal./latest/",
+    ],
+)
+def test_metadata_names_are_refused_in_every_spelling(url):
+    with pytest.raises(UnsafeURL, match="Cloud metadata addresses are never allowed"):
+        check_base_url(url, allow_private=True)
+
+
+@pytest.fixture
+def proxy_environment(monkeypatch):
+    """Every proxy variable pointing at a listener that only counts who connects: a proxy resolves names
+    itself, so a call that went through it would have slipped past the connect-time guard."""
+    with ConnectionCounter() as proxy:
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+            monkeypatch.setenv(name, f"http://127.0.0.1:{proxy.port}")
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        yield proxy
+
+
+def test_a_name_that_rebinds_to_loopback_is_never_connected_even_with_a_proxy_in_the_environment(
+    monkeypatch, proxy_environment
+):
+    llm.lib()
+    with fake_llm("openai") as server:
+        connection = ProviderConnection.objects.create(
+            provider="openai_compatible",
+            label="Rebinding behind a proxy",
+            api_base=f"http://rebind-proxy.attacker.test:{server.port}/v1",
+            default_model="openai_compatible/model",
+        )
+        rebinding(monkeypatch, "rebind-proxy.attacker.test", ["93.184.216.34", "127.0.0.1"])
+        ok, _ = services.test_connection(connection, actor=None, ip=None)
+    assert not ok and server.requests == []
+    assert proxy_environment.connections == 0
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_provider_calls_ignore_proxy_environment_variables(proxy_environment, streamed):
+    with fake_llm("openai") as server:
+        connection = connection_to(server, "openai")
+        target = target_for(connection.default_model, connection)
+        if streamed:
+            server.push({"content": "straight to the provider"})
+            assert asyncio.run(_stream(target)) == "straight to the provider"
+        else:
+            ok, message = services.test_connection(connection, actor=None, ip=None)
+            assert ok, message
+    assert proxy_environment.connections == 0 and len(server.requests) == 1
+
+
+def test_a_proxy_the_operator_configured_is_used_and_the_host_is_still_checked(monkeypatch, settings):
+    with ConnectionCounter() as proxy:
+        settings.PROVIDER_PROXY = f"http://127.0.0.1:{proxy.port}"
+        llm.lib()
+        connection = ProviderConnection.objects.create(
+            provider="openai_compatible",
+            label="Through the proxy",
+            api_base="http://rebind-explicit.attacker.test:9/v1",
+            default_model="openai_compatible/model",
+        )
+        rebinding(monkeypatch, "rebind-explicit.attacker.test", ["93.184.216.34", "127.0.0.1"])
+        ok, _ = services.test_connection(connection, actor=None, ip=None)
+        assert not ok and proxy.connections == 0  # refused before the request was handed to the proxy
+        rebinding(monkeypatch, "rebind-explicit.attacker.test", ["93.184.216.34"])
+        services.test_connection(connection, actor=None, ip=None)
+        assert proxy.connections >= 1  # a public answer goes out, through the operator's proxy

@@ -129,3 +129,54 @@ def test_a_student_cannot_reach_the_import(alice_client):
 
 def test_the_skill_list_links_to_the_import(admin_client):
     assert f'href="{URL}"' in admin_client.get(reverse("admin:catalog_skill_changelist")).content.decode()
+
+
+def _encrypted() -> bytes:
+    """Bit 0 of the flags ("encrypted") set in the local and the central header: zipfile wants a password."""
+    data = bytearray(make_zip(("lib/alpha/SKILL.md", SKILL_MD.format("alpha").encode())))
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = data.index(signature) + offset
+        data[at] |= 0x1
+    return bytes(data)
+
+
+def _bad_crc() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("lib/alpha/SKILL.md", SKILL_MD.format("alpha"))
+    return buffer.getvalue().replace(b"Does alpha", b"Does alphA", 1)  # the stored bytes no longer match the CRC
+
+
+def _bad_utf8_name() -> bytes:
+    data = make_zip(("lib/é/SKILL.md", SKILL_MD.format("alpha").encode()))  # a UTF-8 name: flag bit 11 set
+    return data.replace("é".encode(), b"\xff\xfe")  # same length, no longer UTF-8, flag still set
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (_encrypted(), "'lib/alpha/SKILL.md' is encrypted; encrypted archives are refused"),
+        (_bad_crc(), "the archive is damaged (Bad CRC-32 for file 'lib/alpha/SKILL.md')"),
+        (_bad_utf8_name(), "an entry is marked as UTF-8 but its name is not valid UTF-8"),
+        (make_zip((f"lib/{'n' * 300}.md", b"x")), "is a name longer than 255 bytes"),
+        (make_zip(("lib/alpha", b"a file"), ("lib/alpha/SKILL.md", b"x")), "'lib/alpha' is both a file and a folder"),
+        (make_zip(("lib/alpha/SKILL.md", b"x"), ("lib/alpha", b"a file")), "'lib/alpha' is both a file and a folder"),
+    ],
+    ids=["encrypted", "bad-crc", "bad-utf8-flag", "300-char-name", "file-then-folder", "folder-then-file"],
+)
+def test_a_malformed_zip_is_refused_with_its_reason_not_a_server_error(admin_client, data, reason):
+    response = upload(admin_client, data)
+    assert response.status_code == 422
+    assert reason in response.content.decode().replace("&#x27;", "'")
+    assert not Skill.objects.exists() and libraries() == []
+
+
+def test_the_size_limit_counts_all_entries_together_not_each_file(admin_client, monkeypatch):
+    """C1: three files each under every per-file limit, together over the total."""
+    monkeypatch.setattr(skill_archive, "MAX_TOTAL_BYTES", 1024 * 1024)
+    parts = [(f"lib/s{n}/big.txt", b"0" * (400 * 1024)) for n in range(3)]
+    data = make_zip(("lib/s0/SKILL.md", SKILL_MD.format("s0").encode()), *parts)
+    response = upload(admin_client, data)
+    assert response.status_code == 422
+    assert "the archive is larger than 1 MiB unpacked" in response.content.decode()
+    assert libraries() == []

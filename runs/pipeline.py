@@ -20,12 +20,13 @@ from catalog.models import SkillVersion
 from providers import llm, resilience
 from providers.resolution import Target
 
-from . import cache, costs, money, prompts, tools, usage
+from . import cache, costs, files, money, prompts, run_tools, usage
 from .control import RunControl, Why
 from .dispatch import claim_one
 from .models import Artifact, Mode, Run, Status
 from .trace import Trace, now_iso, run_summary, step_totals
 from .validation import RunStopped, Validation
+from .workspace import Workspace
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -53,6 +54,7 @@ class Executor(Validation):
         self.skills: dict[str, SkillVersion] = {}
         self.outputs = prompts.StepOutputs(run.step_outputs or {})
         self.caps: dict[str, Any] = {}
+        self.workspace: Workspace | None = None  # the code sandbox's folders, made on the first file or code tool
 
     # -- helpers ---------------------------------------------------------------------------------------
     def _save(self, **fields: Any) -> None:
@@ -94,7 +96,36 @@ class Executor(Validation):
         return prompts.messages(step, self._context(), self.skills)
 
     def _tool_defs(self, step: dict[str, Any]) -> list[dict[str, Any]] | None:
-        return tools.definitions(step["tools"], self.skills) if step.get("tools") else None
+        return run_tools.definitions(step["tools"], self.skills) if step.get("tools") else None
+
+    def _workspace(self) -> Workspace:
+        if self.workspace is None:
+            self.workspace = Workspace(self.run, self.skills, self._sandbox_stop)
+        return self.workspace
+
+    def _sandbox_stop(self) -> str:
+        """Asked by the sandbox while code runs: a cancel or the run's deadline kills it."""
+        self.control.poll()
+        if self.control.stop.is_set():
+            return "deadline" if self.control.why == "deadline" else "cancel"
+        return "deadline" if self.control.remaining() <= 0 else ""
+
+    def _keep_outputs(self) -> None:
+        """What the run's code wrote to /outputs becomes artifacts (within limits); the workspace goes."""
+        if self.workspace is None:
+            return
+        try:
+            taken = {a["name"] for a in self.spec["artifacts"]}
+            try:
+                kept, skipped = files.collect_outputs(self.run, self.workspace.outputs, taken)
+            except OSError as exc:
+                raise ArtifactUnwritable(
+                    f"The files the code wrote could not be kept ({exc.strerror or exc})."
+                ) from exc
+            if kept or skipped:
+                self.trace.event("outputs", "files the code wrote, kept as artifacts", kept=kept, skipped=skipped)
+        finally:
+            self.workspace.close()
 
     # -- steps -----------------------------------------------------------------------------------------
     def run_steps(self) -> None:
@@ -197,8 +228,10 @@ class Executor(Validation):
             return "Tool calls are not available now: answer with what you have."
         self.tool_calls_used += 1
         try:
-            text, summary = tools.run(tool_call.name, tool_call.arguments, self.skills)
-        except tools.ToolError as exc:
+            text, summary = run_tools.run(
+                tool_call.name, tool_call.arguments, self.skills, self._workspace(), self.control.remaining()
+            )
+        except run_tools.ToolError as exc:
             record["error"] = str(exc)
             return f"Error: {exc}"
         record["result"] = summary
@@ -295,6 +328,7 @@ class Executor(Validation):
             return  # recovery already wrote its final status and trace note; a lost run never turns "succeeded"
         self.trace.event("end", reason, status=status)
         try:
+            self._keep_outputs()
             if self.trace.validation:
                 self._write_artifact("validation.json", json.dumps(self.trace.validation, indent=2, default=str))
             if status not in (Status.SUCCEEDED, Status.QUEUED) and any(self.outputs.values()):

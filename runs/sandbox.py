@@ -146,7 +146,7 @@ def command_line(argv: list[str], mounts: list[Mount], limits: Limits, cwd: str 
         ]  # fmt: skip
     args += [
         "/usr/bin/prlimit",
-        f"--cpu={limits.cpu_seconds}",
+        f"--cpu={limits.cpu_seconds}:{limits.cpu_seconds + 1}",  # SIGXCPU first (said in the notes), then KILL
         f"--as={limits.memory_bytes}",
         f"--nproc={limits.processes}",
         f"--fsize={limits.file_bytes}",
@@ -287,8 +287,8 @@ def _notes(result: Result, limits: Limits) -> list[str]:
         "deadline": "killed: the run reached its time limit",
     }
     out = [notes.get(result.stopped, f"killed: {result.stopped}")] if result.stopped else []
-    if not result.stopped and result.exit_code < 0:
-        sig = -result.exit_code
+    if not result.stopped and result.exit_code > 128:  # bwrap exits 128 + N when its command died of signal N
+        sig = result.exit_code - 128
         what: str = {
             int(signal.SIGXCPU): f"it used more than {limits.cpu_seconds} s of CPU time",
             int(signal.SIGXFSZ): f"it wrote a file larger than {limits.file_bytes // 1024**2} MiB",

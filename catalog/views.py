@@ -42,7 +42,7 @@ def detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     assert version is not None
     # A link may preset inputs (a skill's page links its template workflows with ?skill=<name>).
     preset = {name: request.GET[name] for name in version.input_schema["properties"] if name in request.GET}
-    form = InputsForm(version.input_schema, request.POST or None, initial=preset)
+    form = InputsForm(version.input_schema, request.POST or None, request.FILES or None, initial=preset)
     status = 422 if request.method == "POST" else 200
     costs = estimates.for_version(version)
     choices = model_choices(version.spec)
@@ -52,7 +52,12 @@ def detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         models = run_models(version.spec, model_form.cleaned_data["model"])
         try:
             run = start_run(
-                workflow_version=version, user=request.user, inputs=form.cleaned_inputs, mode=mode, models=models
+                workflow_version=version,
+                user=request.user,
+                inputs=form.cleaned_inputs,
+                mode=mode,
+                models=models,
+                files=form.cleaned_files,
             )
         except RunRefused as exc:
             form.add_error(None, str(exc))

@@ -177,13 +177,17 @@ print("parent leaves")
 def test_a_cancel_kills_running_code_at_once(tmp_path):
     asked = time.monotonic() + 0.5
     started = time.monotonic()
-    result = run_code(tmp_path, "import time; time.sleep(60)", should_stop=lambda: "cancel" if time.monotonic() > asked else "")
+    result = run_code(
+        tmp_path, "import time; time.sleep(60)", should_stop=lambda: "cancel" if time.monotonic() > asked else ""
+    )
     assert result.stopped == "cancel" and time.monotonic() - started < 5
     assert "killed: the run was cancelled" in result.notes
 
 
 def test_memory_and_cpu_are_limited(tmp_path):
-    memory = run_code(tmp_path / "m", "b = bytearray(3 * 1024**3); print('ALLOCATED')", sandbox.Limits(memory_bytes=512 * 1024**2))
+    memory = run_code(
+        tmp_path / "m", "b = bytearray(3 * 1024**3); print('ALLOCATED')", sandbox.Limits(memory_bytes=512 * 1024**2)
+    )
     assert "ALLOCATED" not in memory.stdout and not memory.ok
     cpu = run_code(tmp_path / "c", "while True: pass", sandbox.Limits(cpu_seconds=1, wall_seconds=20))
     assert not cpu.ok and cpu.stopped == "" and any("CPU" in note for note in cpu.notes), cpu

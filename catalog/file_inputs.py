@@ -96,11 +96,11 @@ def for_validation(schema: dict[str, Any]) -> dict[str, Any]:
         return schema
     properties = dict(schema["properties"])
     for name, rule in rules.items():
-        title = properties[name].get("title")
+        kept = {k: properties[name][k] for k in ("title", "default") if k in properties[name]}
         if rule.multiple:
-            properties[name] = {"type": "array", "items": DESCRIPTOR, "maxItems": rule.max_files, "title": title}
+            properties[name] = {"type": "array", "items": DESCRIPTOR, "maxItems": rule.max_files, **kept}
         else:
-            properties[name] = {"anyOf": [DESCRIPTOR, {"const": ""}, {"type": "null"}], "title": title}
+            properties[name] = {"anyOf": [DESCRIPTOR, {"const": ""}, {"type": "null"}], **kept}
     return {**schema, "properties": properties}
 
 

@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import urlencode
+
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 
 from providers.resolution import NO_MODEL_FOR_OPERATORS, NO_MODEL_FOR_STUDENTS, model_choices, policy, run_models
 from runs import estimates, progression
 from runs.access import recent_runs_for_user
 from runs.models import Mode
 from runs.services import QueueFull, RunRefused, start_run
+from runs.workspace import scripts_of
 from settings_app.htmx import HtmxHttpRequest
 
 from .access import (
@@ -103,6 +108,16 @@ def skill_index(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
+APPLY_WORKFLOW = "apply-skill"
+
+
+def _apply_url(name: str, workflows: list[Any]) -> str:
+    """The apply-skill workflow's form with this skill chosen, when that workflow is offered."""
+    if not any(w.slug == APPLY_WORKFLOW for w in workflows):
+        return ""
+    return reverse("catalog:detail", args=[APPLY_WORKFLOW]) + "?" + urlencode({"skill": name})
+
+
 def _one_of(value: str, allowed: list[str]) -> str:
     return value if value in allowed else ""
 
@@ -136,5 +151,7 @@ def skill_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
         "allowed_tools": allowed_tools(metadata),
         "extra": {k: v for k, v in metadata.items() if k not in ("license", "compatibility", "allowed-tools")},
         "parts": len(version.parts) if version else 0,
+        "apply_url": _apply_url(skill.name, [*using, *templates]),
+        "scripts": scripts_of(version) if version else [],
     }
     return render(request, "catalog/skill.html", context)

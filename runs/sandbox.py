@@ -243,10 +243,10 @@ def run(
             next_disk_check = 0.0
             while process.poll() is None:
                 now = time.monotonic()
-                if now - started > limits.wall_seconds:
-                    stopped = "time"
-                elif why := should_stop():
+                if why := should_stop():  # first: the run's deadline is also where a clamped wall time ends
                     stopped = why
+                elif now - started > limits.wall_seconds:
+                    stopped = "time"
                 elif now >= next_disk_check:
                     next_disk_check = now + 0.2
                     if _disk_use(writable) > limits.disk_bytes:

@@ -73,7 +73,7 @@ def test_skill_md_itself_is_readable_and_listed_by_path(catalog, tmp_path):
     skill(tmp_path, "whole", body="# Whole\n" + "Paragraph.\n\n" * 2000)
     import_skills(tmp_path)
     version = latest("whole")
-    text, summary = tools.run("read_reference", json.dumps({"skill": "whole", "path": "SKILL.md"}), {"whole": version})
+    text, _summary = tools.run("read_reference", json.dumps({"skill": "whole", "path": "SKILL.md"}), {"whole": version})
     assert text.startswith("# Whole") and "offset=" in text  # paged, with the way to the rest
     listing = json.loads(tools.run("list_references", json.dumps({"skill": "whole"}), {"whole": version})[0])
     assert "SKILL.md" in [r["path"] for r in listing["references"]]

@@ -3,11 +3,14 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The code sandbox's own Python (runs/sandbox.py): a separate venv from its own lock, never the platform's.
+SANDBOX_VENV := .venv-sandbox
+SANDBOX_STAMP := $(SANDBOX_VENV)/.installed
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install run test lint pytest format audit clean bench lock
+.PHONY: install sandbox-env run test lint pytest format audit clean bench lock
 
-install: $(STAMP)
+install: $(STAMP) $(SANDBOX_STAMP)
 
 # The install depends on the lock files alone: every distribution, transitive ones included, is pinned there
 # with its hashes, so pip installs them with --no-deps and never asks the index what a dependency wants (a
@@ -21,6 +24,19 @@ $(STAMP): requirements/base.txt requirements/dev.txt
 	$(BIN)/python -m pip check
 	touch $(STAMP)
 
+# The same way for the sandbox's curated environment (pypdf, openpyxl, python-docx, python-pptx, pandas,
+# matplotlib, pillow): hashes, --no-deps, pip check, rebuilt whole when its lock changes.
+sandbox-env: $(SANDBOX_STAMP)
+
+$(SANDBOX_STAMP): requirements/sandbox.txt
+	rm -rf $(SANDBOX_VENV)
+	$(PYTHON) -m venv --without-pip $(SANDBOX_VENV)
+	$(PYTHON) -m pip --python $(SANDBOX_VENV)/bin/python install --quiet --disable-pip-version-check \
+		--require-hashes --no-deps --no-compile -r requirements/sandbox.txt
+	$(PYTHON) -m pip --python $(SANDBOX_VENV)/bin/python check
+	$(SANDBOX_VENV)/bin/python -m compileall -q $(SANDBOX_VENV)/lib >/dev/null
+	touch $(SANDBOX_STAMP)
+
 # Regenerate the lock files from requirements/*.in (see docs/operations.md, "Upgrading a dependency"):
 #   make lock                      keep every pin, add what a changed .in needs
 #   make lock UPGRADE="litellm"    also move these packages (and what they need) to their newest release
@@ -32,6 +48,8 @@ lock: install
 		--output-file=base.txt base.in
 	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(BIN)/pip-compile $(LOCK_FLAGS) $(LOCK_UPGRADE) \
 		--output-file=dev.txt dev.in
+	cd requirements && CUSTOM_COMPILE_COMMAND="make lock" ../$(BIN)/pip-compile $(LOCK_FLAGS) $(LOCK_UPGRADE) \
+		--output-file=sandbox.txt sandbox.in
 
 run: install
 	./scripts/entrypoint.sh all
@@ -59,4 +77,4 @@ audit: install
 	$(BIN)/pip-audit --disable-pip --require-hashes -r requirements/base.txt
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SANDBOX_VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -7,11 +7,15 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, StreamingHttpResponse
 from ninja import Router
+from pydantic import ValidationError as PydanticError
 
 from catalog.access import get_workflow_for_user
+from catalog.file_inputs import Upload
+from runs import files as run_files
 from runs.access import get_run_for_user, visible_runs
 from runs.artifacts import artifact_named, artifacts_of
 from runs.forms import HistoryFilter
@@ -77,6 +81,61 @@ def create_run(request: HttpRequest, payload: RunIn) -> Any:
         budget_usd=payload.budget_usd,
     )
     return 201, serialize.run(request, run)
+
+
+MULTIPART = {
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["run"],
+                "properties": {
+                    "run": {"type": "string", "description": "The run as JSON, as POST /runs takes it."},
+                    "files": {
+                        "type": "array",
+                        "items": {"type": "string", "format": "binary"},
+                        "description": "Files for a file input: one part per file, named after the input.",
+                    },
+                },
+            }
+        }
+    }
+}
+
+
+@router.post(
+    "/runs/upload", response=NEW_RUN, url_name="start_run_with_files", openapi_extra={"requestBody": MULTIPART}
+)
+def create_run_with_files(request: HttpRequest) -> Any:
+    """Start a run with files (multipart/form-data): a `run` part holding the JSON of POST /runs, and one part
+    per file named after its input (repeat the name for several). Limits are the input's (size, count, type)."""
+    require(request, Scope.RUN)
+    try:
+        payload = RunIn.model_validate_json(request.POST.get("run") or "")
+    except PydanticError as exc:
+        raise ApiError(422, "invalid_request", "The `run` part must be the JSON of a run: " + str(exc)[:300]) from None
+    version = get_workflow_for_user(request.user, payload.workflow).current_version
+    assert version is not None
+    given = {name: uploads_of(request.FILES.getlist(name)) for name in request.FILES}
+    values, blobs = run_files.uploads_for(version.input_schema, given)
+    run = start_run(
+        workflow_version=version,
+        user=request.user,
+        inputs={**payload.inputs, **values},
+        mode=payload.mode,
+        models=[payload.model] if payload.model else None,
+        budget_usd=payload.budget_usd,
+        files=blobs,
+    )
+    return 201, serialize.run(request, run)
+
+
+def uploads_of(parts: list[Any]) -> list[Upload]:
+    """The bytes of uploaded parts, refusing one over the server's per-file limit before reading it."""
+    for part in parts:
+        if part.size > settings.RUN_FILE_MAX_BYTES:
+            raise ApiError(413, "file_too_large", f"{part.name} is larger than the server takes for one file.")
+    return [Upload(part.name, part.read()) for part in parts]
 
 
 @router.get("/runs/{uuid:run_id}", response={200: RunOut, ERRORS: ErrorOut}, url_name="run")

@@ -9,7 +9,7 @@ from django import forms
 from providers.resolution import ModelChoice
 from runs.money import format_usd
 
-from . import inputs
+from . import file_inputs, inputs
 
 
 def _field(prop: dict[str, Any], required: bool) -> forms.Field:
@@ -19,6 +19,12 @@ def _field(prop: dict[str, Any], required: bool) -> forms.Field:
         "initial": prop.get("default"),
         "required": required,
     }
+    rule = file_inputs.rule_of(prop)
+    if rule is not None:
+        common.update(initial=None, help_text=f"{common['help_text']} ({rule.describe_limits()})".strip())
+        accept = ",".join(rule.accept)
+        attrs = {"multiple": True} if rule.multiple else {}
+        return FilesField(widget=FilesInput(attrs={**attrs, **({"accept": accept} if accept else {})}), **common)
     kind = prop["type"]
     common["error_messages"] = {
         "min_value": "Enter a number of at least %(limit_value)s.",
@@ -53,13 +59,29 @@ def _field(prop: dict[str, Any], required: bool) -> forms.Field:
     raise ValueError(f"unsupported input type {kind}")
 
 
+class FilesInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class FilesField(forms.FileField):
+    """One or several uploaded files, as a list (checked against the input's limits in InputsForm.clean)."""
+
+    def clean(self, data: Any, initial: Any = None) -> list[Any]:
+        files = [f for f in (data if isinstance(data, list | tuple) else [data]) if f]
+        if self.required and not files:
+            raise forms.ValidationError(self.error_messages["required"], code="required")
+        return files
+
+
 class InputsForm(forms.Form):
-    """Fields from the schema; `cleaned_inputs` holds the normalized, schema-valid values."""
+    """Fields from the schema; `cleaned_inputs` holds the normalized, schema-valid values and `cleaned_files`
+    the uploaded files' bytes by SHA-256 (for runs.services.start_run)."""
 
     def __init__(self, schema: dict[str, Any], *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.schema = schema
         self.cleaned_inputs: dict[str, Any] = {}
+        self.cleaned_files: dict[str, file_inputs.Upload] = {}
         required = set(schema.get("required", []))
         for name, prop in schema["properties"].items():
             self.fields[name] = _field(prop, name in required)
@@ -68,17 +90,40 @@ class InputsForm(forms.Form):
         data = super().clean() or {}
         if self.errors:
             return data
+        rules = file_inputs.file_rules(self.schema)
         values = {
             name: value
             for name, value in data.items()
-            if not (value in ("", None) and name not in self.schema.get("required", []))
+            if name not in rules and not (value in ("", None) and name not in self.schema.get("required", []))
         }
+        for name, rule in rules.items():
+            uploads = self._uploads(name, rule, data.get(name) or [])
+            if uploads is None:
+                return data
+            value, problem = file_inputs.describe(rule, uploads)
+            if problem:
+                self.add_error(name, problem)
+                return data
+            values[name] = value
+            self.cleaned_files.update({u.sha256: u for u in uploads})
         try:
             self.cleaned_inputs = inputs.validate(self.schema, values)
         except inputs.InputError as exc:
             for field, message in exc.errors.items():
                 self.add_error(field if field in self.fields else None, message)
         return data
+
+    def _uploads(self, name: str, rule: file_inputs.FileRule, files: list[Any]) -> list[file_inputs.Upload] | None:
+        """The bytes of the files posted for one input; None (with the error on the field) when one is too
+        large, which is said before its bytes are read."""
+        for upload in files:
+            if upload.size > rule.max_bytes:
+                self.add_error(name, f"{upload.name} is larger than {rule.max_bytes // 1024**2 or 1} MiB.")
+                return None
+        if len(files) > rule.max_files:
+            self.add_error(name, f"Give at most {rule.max_files} file{'s' if rule.max_files > 1 else ''}.")
+            return None
+        return [file_inputs.Upload(upload.name, upload.read()) for upload in files]
 
 
 class ModelForm(forms.Form):

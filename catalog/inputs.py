@@ -8,6 +8,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
 
+from . import file_inputs
+
 MAX_INPUT_BYTES = 64 * 1024
 
 
@@ -72,7 +74,7 @@ def with_skill_choices(schema: dict[str, Any]) -> dict[str, Any]:
 
 def validate(schema: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     """Defaults filled in, then checked; returns the normalized inputs or raises InputError by field."""
-    schema = with_skill_choices(schema)
+    schema = file_inputs.for_validation(with_skill_choices(schema))  # a file input holds descriptors
     if not isinstance(values, dict):
         raise InputError({"": "Inputs must be an object of named values."})
     merged = {**defaults(schema), **values}
@@ -95,6 +97,8 @@ def coerce(schema: dict[str, Any], name: str, raw: str) -> Any:
     props = schema["properties"]
     if name not in props:
         raise InputError({name: f"Unknown input. Known inputs: {', '.join(props)}."})
+    if file_inputs.rule_of(props[name]):
+        raise InputError({name: f"This input takes files: give them with --file {name}=PATH."})
     kind = props[name]["type"]
     try:
         if kind == "integer":

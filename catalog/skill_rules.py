@@ -87,10 +87,21 @@ def license_of(metadata: dict[str, Any], texts: dict[str, str], assets: list[dic
     return f"See {bundled} (bundled)" if bundled else ""
 
 
+# A tool name, with an optional parenthesised pattern that may itself hold spaces or commas: `Bash(python:*)`.
+_TOOL = re.compile(r"[A-Za-z_][\w.-]*(?:\([^)]*\))?")
+
+
 def allowed_tools(metadata: dict[str, Any]) -> list[str]:
+    """`allowed-tools` as a list of names. The specification says space-separated; libraries in the wild also
+    write `Read, Grep, Bash(python:*)` or a YAML list, so commas and list items separate names too."""
     tools = metadata.get("allowed-tools")
-    if isinstance(tools, str):
-        return tools.split()
     if isinstance(tools, list):
-        return [str(t) for t in tools]
-    return []
+        tools = " ".join(str(t) for t in tools)
+    if not isinstance(tools, str):
+        return []
+    return _TOOL.findall(tools)
+
+
+def grants_code(names: list[str]) -> bool:
+    """Whether declared tools let the skill run code: a shell (`Bash`, `Bash(python:*)`) or Python."""
+    return any(re.match(r"(?i)^(bash|shell|python|run_script|run_python|code)\b", name) for name in names)

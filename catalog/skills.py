@@ -24,8 +24,9 @@ import yaml
 from . import skill_rules
 
 MAX_SKILL_BYTES = 512 * 1024
-MAX_RESOURCE_BYTES = 512 * 1024
 MAX_RESOURCES_TOTAL = 4 * 1024 * 1024
+# Reads are paged (a long file is read a part at a time), so one file may use the skill's whole allowance.
+MAX_RESOURCE_BYTES = MAX_RESOURCES_TOTAL
 MAX_FILES = 500
 # The prompt gets the body up to this many characters; the rest is read through the tools as SKILL.md#part-N,
 # in parts that one read returns whole.

@@ -15,11 +15,12 @@ import yaml
 from django.conf import settings
 from jsonschema import Draft202012Validator
 
-from . import templating
+from . import file_inputs, templating
 
 SCHEMA_PATH = Path(__file__).with_name("spec_schema.json")
 MAX_SPEC_BYTES = 256 * 1024
 log = logging.getLogger(__name__)
+REFERENCE_TOOLS = {"list_references", "read_reference", "search_references", "run_script"}
 
 
 class SpecError(Exception):
@@ -78,8 +79,9 @@ def validate_spec(spec: Any, where: str) -> dict[str, Any]:
     skill_inputs = [name for name, prop in inputs["properties"].items() if prop.get("format") == "skill"]
     if len(skill_inputs) > 1:
         raise _fail(where, "inputs", "at most one input can choose a skill (format: skill)")
+    file_rules = file_inputs.file_rules(inputs)
     for name, prop in inputs["properties"].items():
-        if prop["type"] == "array" and not prop.get("items", {}).get("enum"):
+        if prop["type"] == "array" and name not in file_rules and not prop.get("items", {}).get("enum"):
             raise _fail(where, f"inputs.properties.{name}.items", "an array input needs items with an enum")
         if prop.get("format") == "skill" and prop["type"] != "string":
             raise _fail(where, f"inputs.properties.{name}.type", "a skill input is a string")
@@ -95,7 +97,7 @@ def validate_spec(spec: Any, where: str) -> dict[str, Any]:
         for key in ("system", "prompt"):
             if key in step:
                 _check_template(step[key], where, f"steps[{i}].{key}")
-        if step.get("tools") and not spec["skills"] and not skill_inputs:
+        if set(step.get("tools", [])) & REFERENCE_TOOLS and not spec["skills"] and not skill_inputs:
             raise _fail(where, f"steps[{i}].tools", "tools read skill references, but the spec names no skills")
     names = [a["name"] for a in spec["artifacts"]]
     for i, artifact in enumerate(spec["artifacts"]):

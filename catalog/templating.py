@@ -27,7 +27,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 RENDER_SECONDS = 1.0
 RENDER_MAX_CHARS = 400_000
-FENCE_TAGS = ("untrusted", "skill_reference")
+FENCE_TAGS = ("untrusted", "skill_reference", "skill_instructions")
 # An opening or closing tag of one of our fences as a model may read it: any case, any spacing.
 _FENCE_TAG = re.compile(r"<(?=\s*/?\s*(?:" + "|".join(FENCE_TAGS) + r")(?![A-Za-z0-9_-]))", re.IGNORECASE)
 _HUGE_WIDTH = re.compile(r"\d{7,}")  # a format width of millions of characters

@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import urlencode
+
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 
 from providers.resolution import NO_MODEL_FOR_OPERATORS, NO_MODEL_FOR_STUDENTS, model_choices, policy, run_models
 from runs import estimates, progression
 from runs.access import recent_runs_for_user
 from runs.models import Mode
 from runs.services import QueueFull, RunRefused, start_run
+from runs.workspace import scripts_of
 from settings_app.htmx import HtmxHttpRequest
 
 from .access import (
@@ -42,7 +47,7 @@ def detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     assert version is not None
     # A link may preset inputs (a skill's page links its template workflows with ?skill=<name>).
     preset = {name: request.GET[name] for name in version.input_schema["properties"] if name in request.GET}
-    form = InputsForm(version.input_schema, request.POST or None, initial=preset)
+    form = InputsForm(version.input_schema, request.POST or None, request.FILES or None, initial=preset)
     status = 422 if request.method == "POST" else 200
     costs = estimates.for_version(version)
     choices = model_choices(version.spec)
@@ -52,7 +57,12 @@ def detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         models = run_models(version.spec, model_form.cleaned_data["model"])
         try:
             run = start_run(
-                workflow_version=version, user=request.user, inputs=form.cleaned_inputs, mode=mode, models=models
+                workflow_version=version,
+                user=request.user,
+                inputs=form.cleaned_inputs,
+                mode=mode,
+                models=models,
+                files=form.cleaned_files,
             )
         except RunRefused as exc:
             form.add_error(None, str(exc))
@@ -98,6 +108,16 @@ def skill_index(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
+APPLY_WORKFLOW = "apply-skill"
+
+
+def _apply_url(name: str, workflows: list[Any]) -> str:
+    """The apply-skill workflow's form with this skill chosen, when that workflow is offered."""
+    if not any(w.slug == APPLY_WORKFLOW for w in workflows):
+        return ""
+    return reverse("catalog:detail", args=[APPLY_WORKFLOW]) + "?" + urlencode({"skill": name})
+
+
 def _one_of(value: str, allowed: list[str]) -> str:
     return value if value in allowed else ""
 
@@ -131,5 +151,7 @@ def skill_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
         "allowed_tools": allowed_tools(metadata),
         "extra": {k: v for k, v in metadata.items() if k not in ("license", "compatibility", "allowed-tools")},
         "parts": len(version.parts) if version else 0,
+        "apply_url": _apply_url(skill.name, [*using, *templates]),
+        "scripts": scripts_of(version) if version else [],
     }
     return render(request, "catalog/skill.html", context)

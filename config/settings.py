@@ -229,6 +229,14 @@ PROVIDER_ATTEMPTS = env.int("PROVIDER_ATTEMPTS", default=5)
 # Queued + running runs one user may have at once (an operator can set another limit per user).
 RUNS_ACTIVE_PER_USER = env.int("RUNS_ACTIVE_PER_USER", default=10)
 
+# The code sandbox (runs/sandbox.py, docs/security.md): bubblewrap and a curated Python venv of its own.
+SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=True)
+SANDBOX_PYTHON = env.str("SANDBOX_PYTHON", default=str(BASE_DIR / ".venv-sandbox" / "bin" / "python"))
+# Files a run takes in (uploads) and gives out (what its code writes to outputs/).
+RUN_FILE_MAX_BYTES = env.int("RUN_FILE_MAX_BYTES", default=20 * 1024 * 1024)
+RUN_OUTPUT_MAX_FILES = env.int("RUN_OUTPUT_MAX_FILES", default=20)
+RUN_OUTPUT_MAX_BYTES = env.int("RUN_OUTPUT_MAX_BYTES", default=50 * 1024 * 1024)
+
 # The HTTP API (docs/api.md): requests per user per minute (over all their tokens), counted in the database;
 # working tokens one user may hold; how long a new token lasts by default (its owner may pick another).
 API_TOKEN_REQUESTS_PER_MINUTE = env.int("API_TOKEN_REQUESTS_PER_MINUTE", default=120)

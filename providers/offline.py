@@ -51,9 +51,42 @@ def _first_enum(function: dict[str, Any], param: str) -> Any:
     return values[0] if values else None
 
 
+def _json(message: dict[str, Any]) -> dict[str, Any]:
+    try:
+        value = json.loads(_text(message))
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _scripts(listing_message: dict[str, Any]) -> list[str]:
+    refs = _json(listing_message).get("references", [])
+    return sorted(
+        str(r.get("path")) for r in refs if isinstance(r, dict) and str(r.get("path")).endswith((".py", ".sh"))
+    )
+
+
+def _apply_skill_call(results: list[dict[str, Any]], tools: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """With code tools offered: list the skill's files, list the run's files, run the skill's first script
+    (sorted by path) with the input files as arguments, then answer."""
+    listing = _json(results[0])
+    scripts = _scripts(results[0])
+    if len(results) == 1 and "list_files" in tools:
+        return {"name": "list_files", "arguments": {}}
+    ran = any("exit_code" in _json(m) for m in results)
+    if ran:
+        return None
+    files = _json(results[1]).get("inputs", []) if len(results) > 1 else []
+    args = [f["path"] for f in files if isinstance(f, dict) and "path" in f]
+    return {"name": "run_script", "arguments": {"skill": listing.get("skill"), "path": scripts[0], "args": args}}
+
+
 def _next_tool_call(messages: list[dict[str, Any]], tools: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
-    """List the references first, then read the first one listed, then answer."""
+    """List the references first, then read the first one listed (or, offered code, run the first script),
+    then answer."""
     results = [m for m in messages if m.get("role") == "tool"]
+    if "run_script" in tools and results and _scripts(results[0]):
+        return _apply_skill_call(results, tools)
     if not results and "list_references" in tools:
         skill = _first_enum(tools["list_references"], "skill")
         return {"name": "list_references", "arguments": {"skill": skill} if skill else {}}
@@ -94,6 +127,13 @@ def _answer(messages: list[dict[str, Any]], max_tokens: int | None) -> str:
     title = asks[0].lstrip("#").strip() if asks else "Answer"
     lines = [BANNER, "", f"## {title}", "", "### What was asked"]
     lines += [f"- {line}" for line in asks[1:]] or ["- (no further details)"]
+    runs = [r for m in messages if m.get("role") == "tool" and "exit_code" in (r := _json(m))]
+    for result in runs:
+        lines += ["", "### What the skill's script did", f"- exit code {result['exit_code']}"]
+        lines += [f"- wrote `{o['path']}` ({o['bytes']} bytes)" for o in result.get("outputs", [])]
+        lines += [f"- {note}" for note in result.get("notes", [])]
+        if not result.get("outputs"):
+            lines.append("- wrote no file")
     ideas = _key_ideas(context)
     if ideas:
         lines += ["", "### Key ideas from the skill"]

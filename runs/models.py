@@ -119,12 +119,13 @@ class Artifact(models.Model):
         return self.name
 
     @classmethod
-    def write(cls, run: Run, name: str, text: str) -> Artifact:
-        """Store text as the run's artifact `name`, replacing an earlier one of that name."""
+    def write(cls, run: Run, name: str, text: str | bytes) -> Artifact:
+        """Store text (or the bytes of a file the run's code wrote) as the run's artifact `name`, replacing an
+        earlier one of that name."""
         from django.core.files.base import ContentFile
         from django.db import transaction
 
-        data = text.encode()
+        data = text.encode() if isinstance(text, str) else text
         with transaction.atomic():
             cls.objects.filter(run=run, name=name).delete()
             artifact = cls(run=run, name=name, size=len(data))
@@ -134,7 +135,59 @@ class Artifact(models.Model):
 
     @property
     def content_type(self) -> str:
-        return {"md": "text/markdown", "json": "application/json"}.get(self.name.rsplit(".", 1)[-1], "text/plain")
+        """From an allowlist by name ending: never a type a browser would execute (HTML, SVG, scripts)."""
+        return SAFE_TYPES.get(self.name.rsplit(".", 1)[-1], "application/octet-stream")
+
+    @property
+    def previewable(self) -> str:
+        """'text' or 'image' when the run page shows it inline, else ''."""
+        kind = self.content_type
+        if kind.startswith("image/"):
+            return "image"
+        return "text" if kind.startswith("text/") or kind == "application/json" else ""
+
+
+SAFE_TYPES = {
+    "md": "text/markdown",
+    "txt": "text/plain",
+    "log": "text/plain",
+    "csv": "text/csv",
+    "tsv": "text/tab-separated-values",
+    "json": "application/json",
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "gif": "image/gif",
+    "webp": "image/webp",
+    "pdf": "application/pdf",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+}
+
+
+def run_file_path(instance: RunFile, filename: str) -> str:
+    return f"runs/{instance.run_id}/inputs/{filename}"
+
+
+class RunFile(models.Model):
+    """A file given to a run as an input (runs/files.py): stored with the run, counted by retention."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="files")
+    input = models.CharField(max_length=80, help_text="The spec input it was given for.")
+    name = models.CharField(max_length=120)
+    file = models.FileField(upload_to=run_file_path, max_length=300)
+    size = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64)
+    content_type = models.CharField(max_length=120)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["input", "name"]
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="unique_run_file_name")]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class LLMCacheEntry(models.Model):

@@ -20,13 +20,14 @@ from catalog.models import SkillVersion
 from providers import llm, resilience
 from providers.resolution import Target
 
-from . import cache, costs, dbpool, money, prompts, tools, usage
+from . import cache, costs, dbpool, files, money, prompts, run_tools, usage
 from .artifacts import TRACE
 from .control import RunControl, Why
 from .dispatch import claim_one
 from .models import Artifact, Mode, Run, Status
 from .trace import Trace, now_iso, run_summary, step_totals
 from .validation import RunStopped, Validation
+from .workspace import Workspace
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -59,6 +60,7 @@ class Executor(Validation):
         self.caps: dict[str, Any] = {}
         self.unwritten: list[str] = []  # artifacts the disk refused, named in the run's reason
         self.unwritten_why = ""
+        self.workspace: Workspace | None = None  # the code sandbox's folders, made on the first file or code tool
 
     # -- helpers ---------------------------------------------------------------------------------------
     def _save(self, **fields: Any) -> None:
@@ -103,7 +105,36 @@ class Executor(Validation):
         return prompts.messages(step, self._context(), self.skills)
 
     def _tool_defs(self, step: dict[str, Any]) -> list[dict[str, Any]] | None:
-        return tools.definitions(step["tools"], self.skills) if step.get("tools") else None
+        return run_tools.definitions(step["tools"], self.skills) if step.get("tools") else None
+
+    def _workspace(self) -> Workspace:
+        if self.workspace is None:
+            self.workspace = Workspace(self.run, self.skills, self._sandbox_stop)
+        return self.workspace
+
+    def _sandbox_stop(self) -> str:
+        """Asked by the sandbox while code runs: a cancel or the run's deadline kills it."""
+        self.control.poll()
+        if self.control.stop.is_set():
+            return "deadline" if self.control.why == "deadline" else "cancel"
+        return "deadline" if self.control.remaining() <= 0 else ""
+
+    def _keep_outputs(self) -> None:
+        """What the run's code wrote to /outputs becomes artifacts (within limits); the workspace goes."""
+        if self.workspace is None:
+            return
+        try:
+            taken = {a["name"] for a in self.spec["artifacts"]}
+            try:
+                kept, skipped = files.collect_outputs(self.run, self.workspace.outputs, taken)
+            except OSError as exc:
+                raise ArtifactUnwritable(
+                    f"The files the code wrote could not be kept ({exc.strerror or exc})."
+                ) from exc
+            if kept or skipped:
+                self.trace.event("outputs", "files the code wrote, kept as artifacts", kept=kept, skipped=skipped)
+        finally:
+            self.workspace.close()
 
     # -- steps -----------------------------------------------------------------------------------------
     def run_steps(self) -> None:
@@ -205,8 +236,10 @@ class Executor(Validation):
             return "Tool calls are not available now: answer with what you have."
         self.tool_calls_used += 1
         try:
-            text, summary = tools.run(tool_call.name, tool_call.arguments, self.skills)
-        except tools.ToolError as exc:
+            text, summary = run_tools.run(
+                tool_call.name, tool_call.arguments, self.skills, self._workspace(), self.control.remaining()
+            )
+        except run_tools.ToolError as exc:
             record["error"] = str(exc)
             return f"Error: {exc}"
         record["result"] = summary
@@ -320,6 +353,10 @@ class Executor(Validation):
             self.say("stopped: another worker ended this run")
             return  # recovery already wrote its final status and trace note; a lost run never turns "succeeded"
         self.trace.event("end", reason, status=status)
+        try:
+            self._keep_outputs()
+        except ArtifactUnwritable:
+            self.unwritten.append("the files the code wrote")
         if self.trace.validation:
             with contextlib.suppress(ArtifactUnwritable):
                 self._write_artifact("validation.json", json.dumps(self.trace.validation, indent=2, default=str))

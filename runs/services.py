@@ -13,12 +13,14 @@ from django.utils import timezone
 
 from catalog import inputs as run_inputs
 from catalog.access import can_author
+from catalog.file_inputs import Upload
 from catalog.models import WorkflowVersion
 from providers.resolution import ModelNotAvailable, offered_models
 from settings_app import audit
 from settings_app.models import AuditAction
 
 from . import dispatch, money, pipeline, progression, usage
+from . import files as run_files
 from .models import FINISHED, Mode, Run, Status
 
 log = logging.getLogger(__name__)
@@ -113,9 +115,11 @@ def start_run(
     queue: bool = True,
     replay: bool = False,
     replay_of: Run | None = None,
+    files: dict[str, Upload] | None = None,
 ) -> Run:
     """Check and create a queued run. Raises InputError for bad inputs, RunRefused for refusals.
-    A replay (`replay`, best with `replay_of`: the run whose answers it reuses) reads the response cache."""
+    A replay (`replay`, best with `replay_of`: the run whose answers it reuses) reads the response cache.
+    `files` holds the bytes of the files the inputs name, by SHA-256 (runs/files.py)."""
     if mode not in Mode.values:
         raise RunRefused(f"Unknown mode '{mode}': use validate, test or full.")
     if _switched_off(workflow_version):
@@ -124,6 +128,7 @@ def start_run(
         _check_draft_run(workflow_version, user, mode)
     models = checked_models(workflow_version, models)
     clean = run_inputs.validate(workflow_version.input_schema, inputs)
+    run_files.check_backed(workflow_version.input_schema, clean, files or {})
     digest = run_inputs.inputs_hash(clean)
     caps_budget = Decimal(str(workflow_version.caps(Mode.TEST if mode == Mode.VALIDATE else mode)["budget_usd"]))
     if budget_usd is not None and budget_usd > caps_budget:
@@ -150,6 +155,7 @@ def start_run(
             replay_of=replay_of,
             steps_total=0 if mode == Mode.VALIDATE else len(workflow_version.spec["steps"]),
         )
+        run_files.attach(run, workflow_version.input_schema, files or {})
         if skipped:
             audit.record(AuditAction.PROGRESSION_SKIPPED, run, actor=user, workflow=workflow_version.workflow.slug)
         if queue:
@@ -192,6 +198,7 @@ def resume_run(run: Run, *, queue: bool = True) -> Run:
             steps_done=len(done),
             steps_total=run.steps_total,  # a resume asks the model, even when it continues a replay
         )
+        run_files.attach(resumed, run.workflow_version.input_schema, run_files.blobs_of(run))
         if queue:
             enqueue(resumed)
     return resumed
@@ -201,7 +208,12 @@ def start_from(run: Run, *, user: Any, mode: str) -> Run:
     """A new run of the same version, inputs and models in another mode: a run page's "Test run with these
     inputs" and "Run full" (web and API)."""
     return start_run(
-        workflow_version=run.workflow_version, user=user, inputs=run.inputs, mode=mode, models=run.requested_models
+        workflow_version=run.workflow_version,
+        user=user,
+        inputs=run.inputs,
+        mode=mode,
+        models=run.requested_models,
+        files=run_files.blobs_of(run),
     )
 
 
@@ -217,6 +229,7 @@ def rerun(run: Run, *, user: Any, replay: bool = False, queue: bool = True) -> R
         budget_usd=run.budget_usd,
         queue=queue,
         replay_of=(run.replay_of or run) if replay else None,
+        files=run_files.blobs_of(run),
     )
 
 

@@ -17,6 +17,7 @@ from catalog.skills import PART_CHARS, PART_PREFIX, normalize_path
 
 MAX_READ_CHARS = PART_CHARS  # one read returns one part of a long SKILL.md whole
 MAX_SEARCH_HITS = 8
+SKILL_MD = "SKILL.md"
 
 
 class ToolError(Exception):
@@ -91,7 +92,7 @@ def run(name: str, raw_arguments: str, skills: dict[str, SkillVersion]) -> tuple
     skill = skills.get(skill_name)
     if skill is None:
         raise ToolError(f"Unknown skill '{skill_name}'. Available: {', '.join(sorted(skills))}.")
-    refs = skill.resources
+    refs = {**skill.resources, SKILL_MD: skill.body}  # SKILL.md itself is readable whole, by its path
     if name == "list_references":
         listing: list[dict[str, Any]] = [
             {"path": path, "sections": _headings(text), "chars": len(text)}
@@ -122,6 +123,8 @@ def run(name: str, raw_arguments: str, skills: dict[str, SkillVersion]) -> tuple
 def _listing_order(item: tuple[str, str]) -> tuple[int, int, str]:
     """Files by path, then the parts of a long SKILL.md in their order (part-2 before part-10)."""
     path = item[0]
+    if path == SKILL_MD:
+        return 1, 0, ""
     if path.startswith(PART_PREFIX):
         return 1, int(path.removeprefix(PART_PREFIX)), ""
     return 0, 0, path
@@ -157,10 +160,14 @@ def _read(skill_name: str, skill: SkillVersion, refs: dict[str, str], args: dict
 
 def disclosure(skills: dict[str, SkillVersion]) -> dict[str, dict[str, Any]]:
     """For trace.json: how much of each SKILL.md body the prompt got, and where the rest can be read."""
+    from .prompts import skill_sections
+
+    sections = skill_sections(skills)
     return {
         name: {
             "body_chars": len(sv.body),
-            "prompt_chars": len(sv.parts[0]),
+            "prompt_chars": sections[name][1],
+            **({"cut_to_share_the_prompt": True} if sections[name][1] < len(sv.parts[0]) else {}),
             "readable_parts": [f"SKILL.md#part-{n}" for n in range(2, len(sv.parts) + 1)],
         }
         for name, sv in skills.items()

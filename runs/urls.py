@@ -15,5 +15,7 @@ urlpatterns = [
     path("<uuid:run_id>/replay/", views.replay, name="replay"),
     path("<uuid:run_id>/artifacts.zip", views.download_all, name="download_all"),
     path("<uuid:run_id>/artifacts/<str:name>", views.download, name="download"),
+    path("<uuid:run_id>/preview/<str:name>", views.preview, name="preview"),
+    path("<uuid:run_id>/inputs/<str:name>", views.input_file, name="input_file"),
     path("usage/", views.usage, name="usage"),
 ]

@@ -21,7 +21,7 @@ from providers.ssrf import UnsafeURL
 from settings_app import audit
 from settings_app.models import AuditAction
 
-from . import costs, money, progression, tools
+from . import costs, money, progression, run_tools, tools
 from .control import RunControl
 from .models import Mode, Run, Status
 from .trace import Trace, now_iso
@@ -88,6 +88,9 @@ class Validation:
         if run.mode == Mode.FULL:
             self._check_progression(checks)
         self.skills = self._skills()
+        refusal = run_tools.sandbox_refusal(spec, self.skills)  # a workflow that runs code needs the sandbox
+        if refusal:
+            raise RunStopped(Status.FAILED, refusal)
         try:
             self.targets = resolve_for_run(spec, run.requested_models)
         except (ModelNotAvailable, SecretUnreadable, EncryptionNotConfigured, UnsafeURL) as exc:

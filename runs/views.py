@@ -49,11 +49,30 @@ def _body_context(request: HttpRequest, run: Run) -> dict:
         "actual_cost": format_usd(run.cost_usd, unpriced=run.cost_unpriced, offline=offline)
         + (" + unpriced calls" if run.cost_unpriced and run.cost_usd else ""),
         "artifacts": artifacts,
+        "input_files": list(run.files.all()),
+        "previews": _previews(artifacts, notes),
         "notes": notes,
         "notes_html": markdown_to_html(_read(notes)) if notes else "",
         "poll_seconds": settings.RUN_POLL_SECONDS,
         "actions": actions.for_run(run, request.user),
     }
+
+
+PREVIEW_TEXT_CHARS = 20_000
+
+
+def _previews(artifacts: list[Artifact], notes: Artifact | None) -> list[dict]:
+    """Files the run's code wrote, shown on the page: text (its start) and images; the notes have their own card."""
+    shown = []
+    for artifact in artifacts:
+        kind = artifact.previewable
+        if artifact is notes or artifact.name in ("trace.json", "validation.json") or not kind:
+            continue
+        text = _read(artifact)[:PREVIEW_TEXT_CHARS] if kind == "text" else ""
+        shown.append(
+            {"artifact": artifact, "kind": kind, "text": text, "cut": kind == "text" and artifact.size > len(text)}
+        )
+    return shown
 
 
 def detail(request: HttpRequest, run_id: str) -> HttpResponse:
@@ -100,6 +119,9 @@ def download_all(request: HttpRequest, run_id: str) -> HttpResponse:
         for artifact in artifacts_of(run):
             with artifact.file.open("rb") as handle:
                 archive.writestr(artifact.name, handle.read())
+        for given in run.files.all():  # the files the run was given, beside what it made
+            with given.file.open("rb") as handle:
+                archive.writestr(f"inputs/{given.name}", handle.read())
     name = f"{run.workflow_version.workflow.slug}-{str(run.pk)[:8]}.zip"
     response = HttpResponse(buffer.getvalue(), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{name}"'
@@ -119,6 +141,32 @@ def download(request: HttpRequest, run_id: str, name: str) -> FileResponse:
         raise Http404("No such artifact.")
     response = FileResponse(
         artifact.file.open("rb"), as_attachment=True, filename=name, content_type=artifact.content_type
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def preview(request: HttpRequest, run_id: str, name: str) -> FileResponse:
+    """An image the run's code wrote, inline for the run page: raster types only (never SVG or HTML), in a
+    CSP sandbox, with nosniff."""
+    run = get_run_for_user(request.user, run_id)
+    artifact = run.artifacts.filter(name=name).first() if _SAFE_NAME.match(name) else None
+    if artifact is None or artifact.previewable != "image":
+        raise Http404("No such image.")
+    response = FileResponse(artifact.file.open("rb"), content_type=artifact.content_type)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    return response
+
+
+def input_file(request: HttpRequest, run_id: str, name: str) -> FileResponse:
+    """A file the run was given, as a download (attachment, octet-stream: never rendered by the browser)."""
+    run = get_run_for_user(request.user, run_id)
+    given = run.files.filter(name=name).first()
+    if given is None:
+        raise Http404("No such file.")
+    response = FileResponse(
+        given.file.open("rb"), as_attachment=True, filename=given.name, content_type="application/octet-stream"
     )
     response["X-Content-Type-Options"] = "nosniff"
     return response

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from providers import crypto, services
 from providers.models import ProviderConnection
+from runs import sandbox
 from runs.models import Run, Status
 
 from .audit import client_ip
@@ -72,7 +73,12 @@ def providers(request: HtmxHttpRequest) -> HttpResponse:
         return render(request, "settings_app/_connection_form.html", {**context, "submit": "Save connection"})
     connections = ProviderConnection.objects.order_by("position", "provider", "label")
     status = 422 if request.method == "POST" else 200
-    context = {**context, "connections": connections, "unreadable": unreadable_connections()}
+    context = {
+        **context,
+        "connections": connections,
+        "unreadable": unreadable_connections(),
+        "sandbox_problem": sandbox.unavailable(),
+    }
     return render(request, "settings_app/providers.html", context, status=status)
 
 

@@ -154,10 +154,16 @@ def test_an_unusable_skill_is_skipped_with_its_reason_and_the_others_import(tmp_
     assert lines[-1] == "2 skills found: 1 imported, 0 updated, 0 unchanged, 1 skipped."
 
 
+def test_a_file_of_a_whole_megabyte_is_readable_since_reads_are_paged(tmp_path):
+    skill(tmp_path, "paged", **{"references__long.md": "y" * (1024 * 1024)})
+    import_skills(tmp_path)
+    assert len(latest("paged").references["references/long.md"]) == 1024 * 1024
+
+
 def test_too_large_files_are_listed_with_a_warning_not_read(tmp_path):
     skill(tmp_path, "big", **{"references__huge.md": "x" * (MAX_RESOURCE_BYTES + 1)})
     report = import_skills(tmp_path)
-    assert any("references/huge.md not readable: 512 KiB is past the per-file limit" in w for w in report.warnings)
+    assert any("references/huge.md not readable: 4096 KiB is past the per-file limit" in w for w in report.warnings)
     version = latest("big")
     assert "references/huge.md" not in version.references
     assert version.assets[0]["note"] == "too large to read"

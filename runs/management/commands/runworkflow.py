@@ -19,15 +19,18 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, NoReturn
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections, connection, connections
 
 from catalog import inputs as run_inputs
+from catalog.file_inputs import Upload
 from catalog.models import Workflow
 from providers.crypto import EncryptionNotConfigured
 from providers.resolution import ModelNotAvailable
 from providers.services import ConnectionError_, import_environment
+from runs import files as run_files
 from runs import services
 from runs.models import Mode, Run, Status
 
@@ -72,6 +75,9 @@ class Command(BaseCommand):
             "--input", action="append", default=[], metavar="KEY=VALUE", help="Repeatable; typed by the schema"
         )
         parser.add_argument("--inputs-file", help="A JSON object of inputs")
+        parser.add_argument(
+            "--file", action="append", default=[], metavar="NAME=PATH", help="Repeatable: a file for a file input"
+        )
         parser.add_argument(
             "--model", action="append", default=[], metavar="PROVIDER/MODEL", help="Repeatable, best first"
         )
@@ -122,6 +128,7 @@ class Command(BaseCommand):
             )
         version = workflow.current_version
         values = self._inputs(version.input_schema, options)
+        values, files = self._files(version.input_schema, options, values)
         budget = self._budget(options["budget_usd"])
         try:
             import_environment()  # a headless start-up: keys from the environment become encrypted connections
@@ -138,6 +145,7 @@ class Command(BaseCommand):
                 budget_usd=budget,
                 skip_progression=options["skip_progression"],
                 queue=options["queue"],
+                files=files,
             )
         except run_inputs.InputError as exc:
             self._refuse(USAGE, f"Bad input: {exc}")
@@ -300,6 +308,29 @@ class Command(BaseCommand):
             except run_inputs.InputError as exc:
                 self._refuse(USAGE, f"Bad input: {exc}")
         return values
+
+    def _files(
+        self, schema: dict[str, Any], options: dict[str, Any], values: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Upload]]:
+        """--file NAME=PATH (repeatable; several for one input make a list) read and checked by the spec."""
+        given: dict[str, list[Upload]] = {}
+        for item in options["file"]:
+            key, sep, raw = item.partition("=")
+            if not sep or not raw:
+                self._refuse(USAGE, f"--file takes NAME=PATH, got '{item}'.")
+            path = Path(raw).expanduser()
+            try:
+                if path.stat().st_size > settings.RUN_FILE_MAX_BYTES:
+                    self._refuse(USAGE, f"Bad input: {key}: {path.name} is larger than the server allows.")
+                data = path.read_bytes()
+            except OSError as exc:
+                self._refuse(USAGE, f"Cannot read --file {item}: {exc.strerror or exc}")
+            given.setdefault(key.strip(), []).append(Upload(path.name, data))
+        try:
+            described, blobs = run_files.uploads_for(schema, given)
+        except run_inputs.InputError as exc:
+            self._refuse(USAGE, f"Bad input: {exc}")
+        return {**values, **described}, blobs
 
     def _budget(self, raw: str | None) -> Decimal | None:
         if raw is None:

@@ -23,6 +23,7 @@ class KeptArtifact:
     """An artifact that exists only in the database; read like an Artifact (`name`, `size`, `file.open()`)."""
 
     content_type = "application/json"
+    previewable = ""  # the trace: read on its own card, never previewed
 
     def __init__(self, name: str, text: str) -> None:
         data = text.encode()

@@ -61,7 +61,7 @@ def _body_context(request: HttpRequest, run: Run) -> dict:
 PREVIEW_TEXT_CHARS = 20_000
 
 
-def _previews(artifacts: list[Artifact], notes: Artifact | None) -> list[dict]:
+def _previews(artifacts: list[Artifact | KeptArtifact], notes: Artifact | KeptArtifact | None) -> list[dict]:
     """Files the run's code wrote, shown on the page: text (its start) and images; the notes have their own card."""
     shown = []
     for artifact in artifacts:

@@ -178,6 +178,8 @@ FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 # The run pipeline.
 RUN_MAX_SECONDS = env.int("RUN_MAX_SECONDS", default=900)
 FULL_RUN_WINDOW_HOURS = env.int("FULL_RUN_WINDOW_HOURS", default=24 * 7)
+# The model that judges rubric checks when a spec names none (empty: the model that ran the steps).
+CHECKS_JUDGE_MODEL = env.str("CHECKS_JUDGE_MODEL", default="")
 RUN_POLL_SECONDS = env.float("RUN_POLL_SECONDS", default=1.0)
 RUN_HEARTBEAT_SECONDS = env.float("RUN_HEARTBEAT_SECONDS", default=10.0)
 # A running run without a heartbeat for this long has lost its worker: it is marked failed and resumable.

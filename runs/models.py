@@ -189,6 +189,9 @@ class UsageCounts(models.Model):
     cost_usd = models.DecimalField(max_digits=18, decimal_places=8, default=0)
     prompt_tokens = models.BigIntegerField(default=0)
     completion_tokens = models.BigIntegerField(default=0)
+    # Runs whose quality checks ran, and those that passed them (the pass rate per workflow and model).
+    checked_runs = models.PositiveIntegerField(default=0)
+    passed_runs = models.PositiveIntegerField(default=0)
 
     class Meta:
         abstract = True

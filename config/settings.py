@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "providers",
     "catalog",
     "runs",
+    "evals",
     "ninja",
     "api",
 ]

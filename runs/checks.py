@@ -17,6 +17,7 @@ from jsonschema import Draft202012Validator
 
 from catalog.check_rules import check_name
 
+NO_VERDICT = "no verdict: "
 MAX_CHECKED_CHARS = 200_000  # patterns and parsing never see more than this of an output
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 _WORD = re.compile(r"[^\W_]+(?:['\u2019-][^\W_]+)*")
@@ -178,7 +179,7 @@ def _rubric(check: dict[str, Any], text: str, files: set[str], judge: Judge) -> 
     try:
         verdict = judge(check, text)
     except JudgeFailed as exc:
-        return False, 0.0, f"no verdict: {exc}", getattr(exc, "call", None)
+        return False, 0.0, f"{NO_VERDICT}{exc}", getattr(exc, "call", None)
     weights = {c["name"]: float(c.get("weight", 1)) for c in criteria}
     total = sum(weights.values())
     score = sum(weights[name] * verdict.scores.get(name, 0.0) for name in weights) / total

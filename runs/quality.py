@@ -68,7 +68,10 @@ class Quality:
             self.spec, inputs=self.run.inputs, outputs=self.outputs, files=skill_files(self.skills), judge=self._judge
         )
         self.trace.checks = [{**r.as_dict(), **({"call": r.call} if r.call else {})} for r in results]
-        judged = [Decimal(str(r.score)) for r in results if r.kind == "rubric"]
+        # The judge's mean score over the rubrics it gave a verdict on (none: no score, rather than a zero)
+        judged = [
+            Decimal(str(r.score)) for r in results if r.kind == "rubric" and not r.reason.startswith(checks.NO_VERDICT)
+        ]
         passed = all(r.passed for r in results)
         self._save(
             check_results=[r.as_dict() for r in results],

@@ -60,7 +60,7 @@ def test_a_poor_answer_fails_the_test_run_naming_the_failed_checks_and_keeps_its
     for name in ("outline-sections", "notes-sections", "self-check-questions", "length", "rubric"):
         assert name in run.reason
     assert "missing: Key terms, Summary" in run.reason and "5 words, at least 150 wanted" in run.reason
-    assert run.checks_passed is False
+    assert run.checks_passed is False and run.judge_score is None  # no verdict is no score, not a zero
     assert "notes.md" in {a.name for a in run.artifacts.all()}  # the outputs are kept and shown
     assert run.step_outputs["notes"] == POOR
     assert run.completion_tokens > 0  # it cost what it cost, judge included (counted, recorded)

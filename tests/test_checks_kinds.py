@@ -169,3 +169,19 @@ def test_validate_refuses_a_bad_checks_block_naming_the_field(checks, field, mes
         validate_spec(minimal_spec(checks=checks), "workflows/tiny.yaml")
     assert f"workflows/tiny.yaml: {field}: " in str(refused.value)
     assert message in str(refused.value)
+
+
+def test_the_docs_show_every_check_kind_with_an_example_that_validates():
+    import re
+    from pathlib import Path
+
+    import yaml
+    from django.conf import settings
+
+    doc = (Path(settings.BASE_DIR) / "docs" / "workflows.md").read_text()
+    section = doc.split("## Checks", 1)[1].split("\n## ", 1)[0]
+    examples = [c for block in re.findall(r"```yaml\n(.*?)```", section, re.DOTALL) for c in yaml.safe_load(block)]
+    assert {c["kind"] for c in examples} == {"sections", "length", "patterns", "json_schema", "references", "rubric"}
+    spec = minimal_spec(skills=["learn-agentic-ai"], checks=examples)
+    spec["inputs"]["properties"]["include_questions"] = {"type": "boolean", "title": "Q", "default": True}
+    validate_spec(spec, "docs/workflows.md")

@@ -85,6 +85,15 @@ class StepOut(Schema):
     done: bool
 
 
+class CheckOut(Schema):
+    name: str
+    kind: Literal["sections", "length", "patterns", "json_schema", "references", "rubric"]
+    passed: bool
+    score: float = Field(description="From 0 to 1.")
+    reason: str
+    step: str = Field(description="The step whose output was checked.")
+
+
 class RunOut(Schema):
     id: UUID
     url: str
@@ -106,6 +115,10 @@ class RunOut(Schema):
     tokens: TokensOut
     progress: ProgressOut
     steps: list[StepOut]
+    checks: list[CheckOut] = Field(description="The quality checks' results (empty before they ran).")
+    checks_passed: bool | None = Field(description="Null when the workflow has no checks or they did not run.")
+    judge_score: Decimal | None = Field(description="The rubric's weighted score from its judge, 0 to 1.")
+    unlocked_by: UUID | None = Field(description="For a full run: the passed test run that unlocked it.")
     replay: bool
     resumed_from: UUID | None
     created_at: datetime

@@ -68,6 +68,10 @@ def run(request: HttpRequest, item: Run) -> dict[str, Any]:
             {"id": s["id"], "title": s.get("title", s["id"]), "done": s["id"] in done}
             for s in (spec["steps"] if item.mode != "validate" else [])
         ],
+        "checks": item.check_results or [],
+        "checks_passed": item.checks_passed,
+        "judge_score": item.judge_score,
+        "unlocked_by": item.unlocked_by_id,
         "replay": item.replay,
         "resumed_from": item.resumed_from_id,
         "created_at": item.created_at,

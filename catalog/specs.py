@@ -15,7 +15,7 @@ import yaml
 from django.conf import settings
 from jsonschema import Draft202012Validator
 
-from . import file_inputs, templating
+from . import check_rules, file_inputs, templating
 
 SCHEMA_PATH = Path(__file__).with_name("spec_schema.json")
 MAX_SPEC_BYTES = 256 * 1024
@@ -104,6 +104,8 @@ def validate_spec(spec: Any, where: str) -> dict[str, Any]:
         if artifact["name"] in ("trace.json", "validation.json") or names.count(artifact["name"]) > 1:
             raise _fail(where, f"artifacts[{i}].name", f"'{artifact['name']}' is reserved or used twice")
         _check_template(artifact["template"], where, f"artifacts[{i}].template")
+    for field, message in check_rules.problems(spec)[:1]:
+        raise _fail(where, field, message)
     _clamp_timeouts(spec, where)
     return spec
 

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "providers",
     "catalog",
     "runs",
+    "evals",
     "ninja",
     "api",
 ]
@@ -186,6 +187,8 @@ FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 # The run pipeline.
 RUN_MAX_SECONDS = env.int("RUN_MAX_SECONDS", default=900)
 FULL_RUN_WINDOW_HOURS = env.int("FULL_RUN_WINDOW_HOURS", default=24 * 7)
+# The model that judges rubric checks when a spec names none (empty: the model that ran the steps).
+CHECKS_JUDGE_MODEL = env.str("CHECKS_JUDGE_MODEL", default="")
 RUN_POLL_SECONDS = env.float("RUN_POLL_SECONDS", default=1.0)
 # Each host writes its runs' heartbeats (one statement) this often; a running run without a heartbeat for
 # RUN_STALE_SECONDS has lost its worker: another host (every RUN_RECOVERY_EVERY_SECONDS) marks it failed and

@@ -9,6 +9,7 @@ admin.site.index_title = "Workflows, runs, providers and people"
 urlpatterns = [
     path("", include("catalog.urls")),
     path("runs/", include("runs.urls")),
+    path("evals/", include("evals.urls")),
     path("settings/", include("settings_app.urls")),
     path("api/", include("api.urls")),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),

@@ -20,6 +20,10 @@ BANNER = (
 _UNTRUSTED = re.compile(r"</?untrusted>")
 _MARKUP = re.compile(r"^(?:[-*>#|]|\d+\.)")
 _HEADING = re.compile(r"^#{1,4}\s+(.+?)\s*#*$", re.MULTILINE)
+# A prompt that names its sections ("Use these Markdown headings, in this order: Outline; Notes.") gets them.
+_ASKED_HEADINGS = re.compile(r"Use these Markdown headings, in this order:\s*(.+?)\.?\s*$", re.MULTILINE)
+_FILE_PATH = re.compile(r"(?<![\w/])(?:references|examples|scripts|templates|docs)/[\w.-]+(?:/[\w.-]+)*\.\w+")
+JUDGE_MARKER = "You grade an answer against a rubric"  # runs/judge.py sends it; this model then judges
 
 
 @dataclass
@@ -125,6 +129,11 @@ def _answer(messages: list[dict[str, Any]], max_tokens: int | None) -> str:
     plain = [_UNTRUSTED.sub("", " ".join(line.split())) for line in user.splitlines()]
     asks = [line[:200] for line in plain if line and not _MARKUP.match(line)][:10]
     title = asks[0].lstrip("#").strip() if asks else "Answer"
+    asked = _ASKED_HEADINGS.search(user)
+    if asked:
+        names = [name.strip() for name in asked.group(1).split(";") if name.strip()]
+        sources = list(dict.fromkeys(_FILE_PATH.findall(context + "\n" + user)))
+        return _sectioned(names, _key_ideas(context, limit=12) or asks or [title], sources, max_tokens)
     lines = [BANNER, "", f"## {title}", "", "### What was asked"]
     lines += [f"- {line}" for line in asks[1:]] or ["- (no further details)"]
     runs = [r for m in messages if m.get("role") == "tool" and "exit_code" in (r := _json(m))]
@@ -150,6 +159,41 @@ def _answer(messages: list[dict[str, Any]], max_tokens: int | None) -> str:
     return text
 
 
+def _sectioned(names: list[str], ideas: list[str], sources: list[str], max_tokens: int | None) -> str:
+    """The sections the prompt asked for, points from the skill under each, sized to fit the token cap whole
+    (a cut answer would lose its last sections)."""
+    head = [BANNER, ""]
+    if sources:
+        head += ["Drawn from " + ", ".join(f"`{path}`" for path in sources[:6]) + ".", ""]
+    room = (max_tokens or 4000) * 4 - len("\n".join(head)) - sum(len(n) + 8 for n in names) - 40
+    per = max(2, -(-6 // max(1, len(names))))  # at least six points in all
+    width = max(40, room // max(1, per * len(names)) - 4)
+    lines = list(head)
+    for i, name in enumerate(names):
+        lines += [f"## {name}", ""]
+        for n in range(per):
+            lines.append(f"- {ideas[(per * i + n) % len(ideas)][:width]}")
+        lines.append("")
+    return "\n".join(lines).strip()
+
+
+def _judge(messages: list[dict[str, Any]]) -> str:
+    """A deterministic verdict (not AI): each criterion scores by the answer's length and structure, and a
+    little by how many of the criterion's own longer words the answer uses."""
+    user = next((_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
+    match = re.search(r"```json\s*\n(.*?)```", user, re.DOTALL)
+    criteria = json.loads(match.group(1)) if match else []
+    answer = user.split("<untrusted>", 1)[-1].rsplit("</untrusted>", 1)[0]
+    words = re.findall(r"[^\W_]+", answer.lower())
+    shape = 0.4 * min(1.0, len(words) / 150) + 0.4 * min(1.0, len(_HEADING.findall(answer)) / 3)
+    scores = {}
+    for criterion in criteria:
+        keys = {w for w in re.findall(r"[a-z]{5,}", str(criterion.get("description", "")).lower())}
+        hits = len(keys & set(words)) / len(keys) if keys else 1.0
+        scores[str(criterion.get("name"))] = round(shape + 0.2 * hits, 2)
+    return json.dumps({"scores": scores, "reason": "Offline demo judge: scored on length, sections and wording."})
+
+
 def respond(
     messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None, max_tokens: int | None = None
 ) -> OfflineReply:
@@ -166,5 +210,6 @@ def respond(
         return OfflineReply(
             tool_calls=[tool_call], prompt_tokens=prompt_tokens, completion_tokens=estimate_tokens(arguments)
         )
-    content = _answer(messages, max_tokens)
+    system = next((_text(m) for m in messages if m.get("role") == "system"), "")
+    content = _judge(messages) if system.startswith(JUDGE_MARKER) else _answer(messages, max_tokens)
     return OfflineReply(content=content, prompt_tokens=prompt_tokens, completion_tokens=estimate_tokens(content))

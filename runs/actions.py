@@ -48,14 +48,14 @@ def for_run(run: Run, user: Any) -> list[Action]:
             )
         )
     if run.mode == Mode.TEST and run.status == Status.SUCCEEDED:
-        blocker = progression.full_run_blocker(run.workflow_version, run.inputs_hash, user=user)
+        blocker = progression.full_run_blocker(run.workflow_version, run.inputs_hash, user=user, model=run.model_used)
         if blocker is None or progression.may_skip(user):
             found.append(
                 Action(
                     "full",
                     "Run full with these inputs",
                     url("full"),
-                    "This passed test run unlocks a full run with the same inputs.",
+                    f"This passed test run unlocks a full run with the same inputs on {run.model_used}.",
                     "primary",
                 )
             )

@@ -68,6 +68,14 @@ class Run(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The quality checks (runs/checks.py): each one's name, kind, passed, score and reason; None before them.
+    check_results = models.JSONField(default=list, blank=True)
+    checks_passed = models.BooleanField(null=True, blank=True, help_text="Empty when the spec has no checks.")
+    judge_score = models.DecimalField(max_digits=5, decimal_places=4, null=True, blank=True)
+    # The passed test run of the same version, inputs and model that unlocked this full run.
+    unlocked_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="unlocked", help_text="For full runs."
+    )
     # Set once, by runs.usage.record_finished, when the finished run was added to the usage rollup.
     usage_recorded = models.BooleanField(default=False, editable=False)
 
@@ -234,6 +242,9 @@ class UsageCounts(models.Model):
     cost_usd = models.DecimalField(max_digits=18, decimal_places=8, default=0)
     prompt_tokens = models.BigIntegerField(default=0)
     completion_tokens = models.BigIntegerField(default=0)
+    # Runs whose quality checks ran, and those that passed them (the pass rate per workflow and model).
+    checked_runs = models.PositiveIntegerField(default=0)
+    passed_runs = models.PositiveIntegerField(default=0)
 
     class Meta:
         abstract = True

@@ -25,6 +25,7 @@ from .artifacts import TRACE
 from .control import RunControl, Why
 from .dispatch import claim_one
 from .models import Artifact, Mode, Run, Status
+from .quality import Quality
 from .trace import Trace, now_iso, run_summary, step_totals
 from .validation import RunStopped, Validation
 from .workspace import Workspace
@@ -44,7 +45,7 @@ class ArtifactUnwritable(Exception):
 DB_LOST = "The database connection was lost; the run went back to the queue to continue from its first unfinished step."
 
 
-class Executor(Validation):
+class Executor(Validation, Quality):
     def __init__(self, run: Run, control: RunControl, on_progress: Progress | None = None) -> None:
         self.run = run
         self.control = control
@@ -327,7 +328,12 @@ class Executor(Validation):
                 # A cancel that came during the last call ends the run cancelled, its output kept.
                 self._check_cancel_and_time()
                 self.write_artifacts()
-                status, reason = Status.SUCCEEDED, f"Finished {len(self.spec['steps'])} steps with {run.model_used}."
+                failed = self.check_quality()  # the outputs are kept either way
+                status, reason = (
+                    (Status.FAILED, failed)
+                    if failed
+                    else (Status.SUCCEEDED, f"Finished {len(self.spec['steps'])} steps with {run.model_used}.")
+                )
         except RunStopped as stop:
             status, reason = stop.status, stop.reason
         except llm.ProviderError as exc:

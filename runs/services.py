@@ -133,12 +133,13 @@ def start_run(
     caps_budget = Decimal(str(workflow_version.caps(Mode.TEST if mode == Mode.VALIDATE else mode)["budget_usd"]))
     if budget_usd is not None and budget_usd > caps_budget:
         raise RunRefused(f"A budget can only be lowered: this workflow allows at most ${caps_budget} for a {mode} run.")
-    skipped = False
+    skipped, unlocked_by = False, None
     if mode == Mode.FULL:
-        blocker = progression.full_run_blocker(workflow_version, digest, user=user)
-        if blocker:
+        model = progression.intended_model(workflow_version.spec, models)
+        unlocked_by = progression.unlocking_test(workflow_version, digest, user=user, model=model)
+        if unlocked_by is None:
             if not (skip_progression and progression.may_skip(user)):
-                raise FullRunLocked(blocker)
+                raise FullRunLocked(progression.full_run_blocker(workflow_version, digest, user=user, model=model))
             skipped = True
     with transaction.atomic():
         if mode != Mode.VALIDATE or queue:
@@ -153,6 +154,7 @@ def start_run(
             budget_usd=budget_usd,
             replay=replay or replay_of is not None,
             replay_of=replay_of,
+            unlocked_by=unlocked_by,
             steps_total=0 if mode == Mode.VALIDATE else len(workflow_version.spec["steps"]),
         )
         run_files.attach(run, workflow_version.input_schema, files or {})
@@ -206,13 +208,16 @@ def resume_run(run: Run, *, queue: bool = True) -> Run:
 
 def start_from(run: Run, *, user: Any, mode: str) -> Run:
     """A new run of the same version, inputs and models in another mode: a run page's "Test run with these
-    inputs" and "Run full" (web and API)."""
+    inputs" and "Run full" (web and API). A full run asks first the model that answered the test."""
+    models = list(run.requested_models)
+    if mode == Mode.FULL and run.model_used:
+        models = [run.model_used, *(m for m in models if m != run.model_used)]
     return start_run(
         workflow_version=run.workflow_version,
         user=user,
         inputs=run.inputs,
         mode=mode,
-        models=run.requested_models,
+        models=models,
         files=run_files.blobs_of(run),
     )
 

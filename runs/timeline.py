@@ -67,6 +67,7 @@ class StepView:
     raw_response: str = ""
     note: str = ""
     cost_text: str = ""
+    checks: list[dict[str, Any]] = field(default_factory=list)  # the quality checks' results (runs/checks.py)
 
     @property
     def tool_count(self) -> int:
@@ -130,7 +131,28 @@ def build(run: Run, trace: dict[str, Any]) -> list[StepView]:
             offline = run.model_used == OFFLINE_MODEL
             view.cost_text = format_usd(view.cost_usd, unpriced=view.unpriced, offline=offline)
         views.append(view)
+    if run.workflow_version.spec.get("checks"):
+        views.append(_quality(run, trace))
     return views
+
+
+def _quality(run: Run, trace: dict[str, Any]) -> StepView:
+    """The quality checks, a step of their own after the workflow's steps."""
+    view = StepView(id="checks", title="Quality checks", state=StepState.QUEUED, checks=list(run.check_results or []))
+    if run.checks_passed is not None:
+        view.state = StepState.DONE if run.checks_passed else StepState.FAILED
+        passed = sum(1 for c in view.checks if c.get("passed"))
+        view.note = f"{passed} of {len(view.checks)} checks passed."
+        judged = [c.get("call") for c in trace.get("checks", []) if isinstance(c, dict) and c.get("call")]
+        if judged:
+            _add_trace(view, {"calls": judged})
+            view.seconds = None
+            view.cost_text = format_usd(view.cost_usd, unpriced=view.unpriced, offline=run.model_used == OFFLINE_MODEL)
+    elif run.status == Status.RUNNING and run.current_step == "Quality checks":
+        view.state = StepState.RUNNING
+    elif run.is_finished:
+        view.state = StepState.SKIPPED
+    return view
 
 
 def _validation(run: Run, traced: dict[str, Any], outputs: dict[str, Any]) -> StepView:

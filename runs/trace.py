@@ -26,6 +26,7 @@ class Trace:
         self.validation: dict[str, Any] = {}
         self.steps: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
+        self.checks: list[dict[str, Any]] | None = None  # the quality checks' results, once evaluated
         self._secrets: list[str] = []
 
     def hide(self, secret: str | None) -> None:
@@ -54,6 +55,8 @@ class Trace:
             "steps": self.steps,
             "events": self.events,
         }
+        if self.checks is not None:
+            document["checks"] = self.checks
         text = json.dumps(document, indent=2, default=_default, ensure_ascii=False)
         return redact(text, *self._secrets)
 

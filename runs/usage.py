@@ -46,6 +46,20 @@ class Bar:
         return f"{text} + {self.unpriced} unpriced" if self.unpriced else text
 
 
+@dataclass
+class PassRate:
+    """How many of a workflow's checked runs on one model passed their quality checks."""
+
+    workflow: str
+    model: str
+    checked: int
+    passed: int
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.passed / self.checked) if self.checked else 0
+
+
 def _add(rollup: type[UsageCounts], key: dict[str, Any], run: dict[str, Any]) -> None:
     """Add one run's figures to the rollup row `key`, creating it when it is the first."""
     add = {
@@ -54,6 +68,8 @@ def _add(rollup: type[UsageCounts], key: dict[str, Any], run: dict[str, Any]) ->
         "cost_usd": F("cost_usd") + run["cost_usd"],
         "prompt_tokens": F("prompt_tokens") + run["prompt_tokens"],
         "completion_tokens": F("completion_tokens") + run["completion_tokens"],
+        "checked_runs": F("checked_runs") + int(run["checks_passed"] is not None),
+        "passed_runs": F("passed_runs") + int(run["checks_passed"] is True),
     }
     if rollup.objects.filter(**key).update(**add):  # type: ignore[attr-defined]
         return
@@ -66,6 +82,8 @@ def _add(rollup: type[UsageCounts], key: dict[str, Any], run: dict[str, Any]) ->
                 cost_usd=run["cost_usd"],
                 prompt_tokens=run["prompt_tokens"],
                 completion_tokens=run["completion_tokens"],
+                checked_runs=int(run["checks_passed"] is not None),
+                passed_runs=int(run["checks_passed"] is True),
             )
     except IntegrityError:
         rollup.objects.filter(**key).update(**add)  # type: ignore[attr-defined]
@@ -73,7 +91,7 @@ def _add(rollup: type[UsageCounts], key: dict[str, Any], run: dict[str, Any]) ->
 
 _RUN_FIGURES = (
     "created_at", "user_id", "workflow_version__workflow_id", "model_used", "cost_usd", "cost_unpriced",
-    "prompt_tokens", "completion_tokens",
+    "prompt_tokens", "completion_tokens", "checks_passed",
 )  # fmt: skip
 
 
@@ -102,6 +120,8 @@ _SUMS = {
     "cost": Sum("cost_usd"),
     "p": Sum("prompt_tokens"),
     "c": Sum("completion_tokens"),
+    "checked": Count("pk", filter=Q(checks_passed__isnull=False)),
+    "passed": Count("pk", filter=Q(checks_passed=True)),
 }
 
 
@@ -116,6 +136,8 @@ def _rows(rollup: type[UsageCounts], groups: QuerySet[Run], extra: tuple[str, ..
             cost_usd=g["cost"] or 0,
             prompt_tokens=g["p"] or 0,
             completion_tokens=g["c"] or 0,
+            checked_runs=g["checked"],
+            passed_runs=g["passed"],
             **{name: g[name] for name in extra},
         )
         for g in groups.values("day", "workflow_version__workflow_id", "model_used", *extra)
@@ -178,7 +200,7 @@ def rollup_for(user: Any) -> QuerySet[Any]:
 
 
 def summary(rows: QuerySet[Any], user: Any, days: int = 30) -> dict[str, Any]:
-    """The usage page's figures over the last `days` days (today included), in five queries."""
+    """The usage page's figures over the last `days` days (today included), in six queries."""
     today = timezone.localdate()
     recent = rows.filter(day__gt=today - timedelta(days=days))
     by_day = {row["day"]: row for row in recent.values("day").annotate(**_TOTALS)}
@@ -199,6 +221,13 @@ def summary(rows: QuerySet[Any], user: Any, days: int = 30) -> dict[str, Any]:
         bar.tokens += found.tokens
         bar.runs += found.runs
         bar.unpriced += found.unpriced
+    pass_rates = [
+        PassRate(row["workflow__title"], row["model"], row["checked"], row["passed"])
+        for row in recent.filter(checked_runs__gt=0)
+        .values("workflow_id", "workflow__title", "model")
+        .annotate(checked=Sum("checked_runs"), passed=Sum("passed_runs"))
+        .order_by("workflow__title", "model")
+    ]
     budget = UserBudget.objects.filter(user=user).first()
     # Today's spend for the budget counts runs still in progress, as the budget check does (one user, one
     # day: a short walk of the run_user_recent index).
@@ -210,6 +239,7 @@ def summary(rows: QuerySet[Any], user: Any, days: int = 30) -> dict[str, Any]:
         "daily": _scale(daily, 20, by_tokens),
         "by_tokens": by_tokens,
         "per_workflow": per_workflow,
+        "pass_rates": pass_rates,
         "per_provider": sorted(providers.values(), key=lambda b: (-b.cost, b.label)),
         "total_cost": sum((b.cost for b in daily), Decimal(0)),
         "total_tokens": sum(b.tokens for b in daily),

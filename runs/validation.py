@@ -139,8 +139,9 @@ class Validation:
         return skills
 
     def _check_progression(self, checks: list[dict[str, Any]]) -> None:
+        model = progression.intended_model(self.spec, self.run.requested_models)
         reason = progression.full_run_blocker(
-            self.run.workflow_version, self.run.inputs_hash, user=self.run.user, exclude=self.run.pk
+            self.run.workflow_version, self.run.inputs_hash, user=self.run.user, model=model, exclude=self.run.pk
         )
         if reason and not progression.may_skip(self.run.user):
             raise RunStopped(Status.FAILED, reason)

@@ -38,6 +38,9 @@ PERMISSIONS: dict[str, list[str]] = {
         "settings_app.view_auditevent",
         "api.view_accesstoken",
         "api.change_accesstoken",  # lets an operator revoke anyone's token in the admin
+        "evals.view_evalset",
+        "evals.add_evalset",
+        "evals.change_evalset",
     ],
     ADMIN: [],  # admins are superusers
 }

@@ -308,8 +308,8 @@ def test_the_connection_check_at_validate_is_counted_in_the_run(catalog, alice, 
     run.refresh_from_db()
     checks = [r for r in openai.requests if r["body"]["max_tokens"] == 1]
     assert len(checks) == 1  # the connection was never checked before: validation made one real call
-    # Every call is counted: the two steps (100 + 50 tokens each) and the check (100 + 50).
-    assert (run.prompt_tokens, run.completion_tokens) == (300, 150)
+    # Every call is counted: the two steps (100 + 50 tokens each), the check and the quality judge (100 + 50).
+    assert (run.prompt_tokens, run.completion_tokens) == (400, 200)
     validation = json.loads(Artifact.objects.get(run=run, name="validation.json").file.read())
     assert validation["connection_check"]["prompt_tokens"] == 100
     assert Decimal(validation["connection_check"]["cost_usd"]) > 0

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import socket
 import threading
 import time
@@ -316,7 +317,10 @@ class FakeLLM:
     def _plain_answer(self, body: dict[str, Any], prefix: str) -> str:
         if self.fill:  # one token per word: exactly as long as max_tokens allows
             return " ".join(["word"] * int(body.get("max_tokens") or 16))
-        return f"{prefix}{self._last_user(body)[:80]}"
+        extra = well_formed(body)
+        if extra.startswith("{"):  # a judge's verdict is the JSON alone
+            return extra
+        return f"{prefix}{self._last_user(body)[:80]}" + extra
 
     @staticmethod
     def _count(body: dict[str, Any], *, messages: list[dict[str, Any]] | None = None, text: str = "") -> int:
@@ -361,6 +365,33 @@ class FakeLLM:
             "usageMetadata": {"promptTokenCount": 100, "candidatesTokenCount": 50, "totalTokenCount": 150},
             "modelVersion": "gemini-fake",
         }
+
+
+# -- A plain answer a workflow's quality checks accept (docs/workflows.md "Checks") -------------------------
+_ASKED = re.compile(r"Use these Markdown headings, in this order:\s*(.+?)\.?\s*$", re.MULTILINE)
+_PATH = re.compile(r"(?<![\w/])references/[\w.-]+\.md")
+JUDGE_MARKER = "You grade an answer against a rubric"
+
+
+def well_formed(body: dict[str, Any]) -> str:
+    """What a competent model adds to the plain answer: the sections the prompt asks for, each with a few
+    sentences, citing the reference files the request names; or, asked to judge, full marks as JSON.
+    Scripted `content` replaces all of it (a poor answer is scripted)."""
+    texts = [m.get("content") if isinstance(m.get("content"), str) else json.dumps(m.get("content")) for m in
+             body.get("messages", [])] + [json.dumps(body.get("system") or "")]  # fmt: skip
+    if any(str(t).startswith(JUDGE_MARKER) for t in texts):
+        names = re.findall(r'"name": "([^"]+)"', "\n".join(map(str, texts)))
+        return json.dumps({"scores": dict.fromkeys(names, 1.0), "reason": "The fake judge likes it."})
+    asked = next((m for t in texts if (m := _ASKED.search(str(t)))), None)
+    if asked is None:
+        return ""
+    cited = sorted(set(_PATH.findall("\n".join(map(str, texts))))) or ["references/agent-loop.md"]
+    filler = (
+        "This part explains the idea in plain words, gives a short example a student can try, and says how it "
+        f"connects to the rest of the topic, as described in {cited[0]}."
+    )
+    parts = [f"\n\n## {name.strip()}\n\n{filler} {filler}" for name in asked.group(1).split(";") if name.strip()]
+    return "".join(parts) + "\n\nSources: " + ", ".join(cited)
 
 
 def _words(text: str) -> list[str]:

@@ -273,10 +273,17 @@ class Command(BaseCommand):
                         "total": run.prompt_tokens + run.completion_tokens,
                     },
                     "artifacts": artifacts,
+                    "checks": run.check_results or [],
+                    "checks_passed": run.checks_passed,
+                    "unlocked_by": str(run.unlocked_by_id) if run.unlocked_by_id else None,
                 }
             )
         else:
             self.stdout.write(f"{status}: {reason}")
+            for check in run.check_results or []:
+                self.stdout.write(
+                    f"  check {check['name']}: {'passed' if check['passed'] else 'FAILED'} ({check['reason']})"
+                )
             for a in artifacts:
                 self.stdout.write(f"  {a['name']}: {a['path']}")
         if self._cancelled_at is not None and self._argv:

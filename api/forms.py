@@ -7,4 +7,5 @@ from .models import Scope
 
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=80, help_text="What it is for, e.g. “nightly report script”.")
-    scope = forms.ChoiceField(choices=Scope.choices, initial=Scope.READ, widget=forms.RadioSelect)
+    # Run is what a script is usually made for (start runs and read their results); Read stays one click away.
+    scope = forms.ChoiceField(choices=Scope.choices, initial=Scope.RUN, widget=forms.RadioSelect)

@@ -164,7 +164,7 @@ def test_assign_role_from_the_command_line():
 def test_assign_role_refuses_an_unknown_user_without_create(alice):
     from django.core.management.base import CommandError
 
-    with pytest.raises(CommandError, match="No user 'nobody'.*--create"):
+    with pytest.raises(CommandError, match=r"No user 'nobody'.*--create"):
         call_command("assign_role", "nobody", "Student")
     assert not get_user_model().objects.filter(username="nobody").exists()  # a typo makes no account
     call_command("assign_role", "alice", "Student", stdout=StringIO())  # a known user needs no flag

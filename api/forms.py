@@ -10,7 +10,8 @@ from .models import Scope
 
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=80, help_text="What it is for, e.g. “nightly report script”.")
-    scope = forms.ChoiceField(choices=Scope.choices, initial=Scope.READ, widget=forms.RadioSelect)
+    # Run is what a script is usually made for (start runs and read their results); Read stays one click away.
+    scope = forms.ChoiceField(choices=Scope.choices, initial=Scope.RUN, widget=forms.RadioSelect)
     expires_in_days = forms.TypedChoiceField(
         label="Expires",
         choices=[(7, "in 7 days"), (30, "in 30 days"), (90, "in 90 days"), (365, "in a year"), (0, "never")],

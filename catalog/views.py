@@ -3,14 +3,14 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from providers.resolution import NO_MODEL_FOR_OPERATORS, NO_MODEL_FOR_STUDENTS, model_choices, policy, run_models
 from runs import estimates, progression
-from runs.access import recent_runs_for_user
-from runs.models import Mode
+from runs.access import get_run_for_user, recent_runs_for_user
+from runs.models import Mode, Run
 from runs.services import QueueFull, RunRefused, start_run
 from runs.workspace import scripts_of
 from settings_app.htmx import HtmxHttpRequest
@@ -24,7 +24,8 @@ from .access import (
     workflows_for_skill,
 )
 from .forms import InputsForm, ModelForm
-from .models import Persona
+from .models import Persona, Workflow
+from .skill_display import metadata_items, shown_files
 from .skill_rules import allowed_tools
 from .skill_tree import resource_tree
 
@@ -47,11 +48,16 @@ def detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     assert version is not None
     # A link may preset inputs (a skill's page links its template workflows with ?skill=<name>).
     preset = {name: request.GET[name] for name in version.input_schema["properties"] if name in request.GET}
+    earlier = _earlier_run(request, workflow)  # "Edit and re-run": the form starts from that run's inputs
+    if earlier is not None:
+        preset = {k: v for k, v in earlier.inputs.items() if k in version.input_schema["properties"]}
     form = InputsForm(version.input_schema, request.POST or None, request.FILES or None, initial=preset)
     status = 422 if request.method == "POST" else 200
     costs = estimates.for_version(version)
     choices = model_choices(version.spec)
     model_form = ModelForm(choices, request.POST or None, estimates={e["model"]: e for e in costs})
+    if earlier is not None and earlier.requested_models and not request.POST:
+        model_form.initial["model"] = earlier.requested_models[0]
     if request.method == "POST" and all([form.is_valid(), model_form.is_valid()]):
         mode = request.POST.get("mode", Mode.TEST)
         models = run_models(version.spec, model_form.cleaned_data["model"])
@@ -80,8 +86,20 @@ def detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         "estimates": costs,
         "model_form": model_form,
         "no_model": _no_model_notice(request, version.spec, choices),
+        "earlier": earlier,
     }
     return render(request, "catalog/detail.html", context, status=status)
+
+
+def _earlier_run(request: HtmxHttpRequest, workflow: Workflow) -> Run | None:
+    """The run named by ?from=, when the user may see it and it ran this workflow (else none: a blank form)."""
+    if not request.GET.get("from"):
+        return None
+    try:
+        run = get_run_for_user(request.user, request.GET["from"])
+    except Http404:
+        return None
+    return run if run.workflow_version.workflow_id == workflow.pk else None
 
 
 def skill_index(request: HtmxHttpRequest) -> HttpResponse:
@@ -149,7 +167,10 @@ def skill_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
         "tree": resource_tree(version) if version else [],
         "compatibility": metadata.get("compatibility", ""),
         "allowed_tools": allowed_tools(metadata),
-        "extra": {k: v for k, v in metadata.items() if k not in ("license", "compatibility", "allowed-tools")},
+        "extra": metadata_items(
+            {k: v for k, v in metadata.items() if k not in ("license", "compatibility", "allowed-tools")}
+        ),
+        "files": shown_files(version) if version else [],
         "parts": len(version.parts) if version else 0,
         "apply_url": _apply_url(skill.name, [*using, *templates]),
         "scripts": scripts_of(version) if version else [],

@@ -166,11 +166,17 @@ def _guarded_async_send(original: Any) -> Any:
 
 def install(litellm: Any) -> None:
     """Harden provider HTTP for this process. Idempotent; called from providers.llm.lib()."""
+    litellm.disable_aiohttp_transport = True
+    install_httpx()
+
+
+def install_httpx() -> None:
+    """The httpx and httpcore part of `install`, for provider requests made without LiteLLM (listing a
+    server's models, providers.server_models). Idempotent."""
     global _installed
     with _lock:
         if _installed:
             return
-        litellm.disable_aiohttp_transport = True
         SyncBackend.connect_tcp = _guarded_sync_connect(SyncBackend.connect_tcp)  # type: ignore[method-assign]
         AnyIOBackend.connect_tcp = _guarded_async_connect(AnyIOBackend.connect_tcp)  # type: ignore[method-assign]
         httpx.Client.send = _guarded_sync_send(httpx.Client.send)  # type: ignore[method-assign]

@@ -14,7 +14,7 @@ from settings_app.audit import record
 from settings_app.models import AuditAction
 
 from . import crypto, llm
-from .models import ConnectionStatus, Provider, ProviderConnection
+from .models import ConnectionStatus, ModelPrice, Provider, ProviderConnection
 from .registry import PROVIDERS
 from .resolution import Target, target_for
 from .ssrf import UnsafeURL, check_base_url
@@ -126,9 +126,42 @@ def test_connection(connection: ProviderConnection, *, actor: Any, ip: str | Non
         ok, message = False, _for_operators(exc)
     else:
         ok, message = True, f"Connected to {label}."
+        warning = refusal_warning(connection)
+        if warning:
+            message = f"{message} {warning}"
     _remember(connection, ok, message)
     record(AuditAction.TESTED, connection, actor=actor, ip=ip, ok=ok)
     return ok, message
+
+
+def refusal_warning(connection: ProviderConnection) -> str:
+    """What a connected connection still lacks for runs to start, with what to do ("" when nothing): a model
+    with no known price is refused unless the connection allows unpriced runs (runs.money.reserve)."""
+    from runs.money import price_of
+
+    if connection.provider == Provider.OFFLINE or connection.allow_unpriced:
+        return ""
+    model = connection.default_model or f"{connection.provider}/{PROVIDERS[connection.provider].models[0]}"
+    if price_of(target_for(model, connection)) is not None:
+        return ""
+    return (
+        f"But runs on {model} would be refused: it has no known price. Set its price on this connection's form "
+        "($0 for a server you do not pay per token), or allow runs on models without a price."
+    )
+
+
+@transaction.atomic
+def set_model_price(*, model: str, input_per_million: Any, output_per_million: Any, actor: Any, ip: str | None) -> None:
+    """An operator's price for one model (per million tokens), e.g. $0 for a local server: runs.money asks it
+    before LiteLLM's map."""
+    price, created = ModelPrice.objects.get_or_create(
+        model=model, defaults={"input_per_million": input_per_million, "output_per_million": output_per_million}
+    )
+    if not created and (price.input_per_million, price.output_per_million) == (input_per_million, output_per_million):
+        return
+    price.input_per_million, price.output_per_million = input_per_million, output_per_million
+    price.save()
+    record(AuditAction.CREATED if created else AuditAction.CHANGED, price, actor=actor, ip=ip)
 
 
 def import_environment(environ: dict[str, str] | None = None) -> list[ProviderConnection]:

@@ -12,7 +12,7 @@ from typing import Any
 from django.urls import reverse
 
 from . import progression
-from .models import Mode, Run, Status
+from .models import LLMCacheEntry, Mode, Run, Status
 from .services import DISABLED, RESUMABLE
 
 
@@ -66,7 +66,10 @@ def for_run(run: Run, user: Any) -> list[Action]:
     again = "Validate again" if run.mode == Mode.VALIDATE else "Run again"
     found.append(Action("rerun", again, url("rerun"), "A new run with the same inputs and models."))
     if run.workflow_version.spec.get("cache") and run.mode != Mode.VALIDATE:
-        found.append(
-            Action("replay", "Replay (no cost)", url("replay"), "Reuses the cached responses where they exist.")
-        )
+        if LLMCacheEntry.objects.filter(run=run).exists():
+            label, why = "Replay (cached answers free)", "Reuses this run's cached answers at no cost; a call not in "
+            why += "the cache is made afresh at the model's price."
+        else:  # nothing of this run is cached: a replay would ask the model and pay like any run
+            label, why = "Replay", "Nothing of this run is cached, so a replay calls the model at its normal price."
+        found.append(Action("replay", label, url("replay"), why))
     return found

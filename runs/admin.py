@@ -1,4 +1,8 @@
+from typing import Any
+
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 
 from .models import Artifact, LLMCacheEntry, Run, UserBudget
 
@@ -27,9 +31,16 @@ class RunAdmin(admin.ModelAdmin):
 
 @admin.register(UserBudget)
 class UserBudgetAdmin(admin.ModelAdmin):
+    """Budgets are set on the Members page, by name: a raw user id field here needed the user's number and a
+    lookup operators may not open."""
+
     list_display = ("user", "daily_usd", "max_active_runs")
-    raw_id_fields = ("user",)
     list_select_related = ("user",)
+    search_fields = ("user__username",)
+    readonly_fields = ("user",)
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
+        return redirect("settings:members")
 
 
 @admin.register(LLMCacheEntry)

@@ -108,10 +108,26 @@ def idle() -> Iterator[None]:
         yield
         return
     pool().give(_let_go())
+    _local.idle = True
     try:
         yield
     finally:
+        _local.idle = False
         _hold(pool().take())
+
+
+@contextmanager
+def briefly() -> Iterator[None]:
+    """A write while the thread waits on a provider (a timeline event during a retry's pause): a pooled
+    connection for the write alone, so the wait still holds none."""
+    if not getattr(_local, "idle", False):
+        yield
+        return
+    _hold(pool().take())
+    try:
+        yield
+    finally:
+        pool().give(_let_go())
 
 
 def retrying(write: Callable[[], T], *, what: str, seconds: float | None = None) -> T:

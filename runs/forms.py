@@ -20,6 +20,7 @@ class HistoryFilter(forms.Form):
     mode = forms.ChoiceField(choices=[("", "Any mode"), *Mode.choices], required=False)
     since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, label="Until", widget=forms.DateInput(attrs={"type": "date"}))
+    q = forms.CharField(required=False, max_length=100, label="Inputs containing", strip=True)
 
     def choices(self) -> list[dict[str, Any]]:
         """The select filters as plain data for the template, which writes their HTML itself: rendering
@@ -50,6 +51,8 @@ class HistoryFilter(forms.Form):
         if data["mode"]:
             runs = runs.filter(mode=data["mode"])
         # Ranges on created_at itself (not on its date), so the history's indexes serve them.
+        if data["q"]:  # the inputs' JSON text, case-insensitively (a run's topic, its skill, a number)
+            runs = runs.filter(inputs__icontains=data["q"])
         if data["since"]:
             runs = runs.filter(created_at__gte=_midnight(data["since"]))
         if data["until"]:

@@ -53,6 +53,10 @@ class Run(models.Model):
     # What the current call has streamed so far (flushed by the worker at most every ~0.5 s), and by whom.
     live_output = models.TextField(blank=True)
     live_tokens = models.PositiveIntegerField(default=0)
+    # When the current step began (each step's own timer on the run page), and what the timeline shows as it
+    # happens: retries, fallbacks, breaker skips and rate-limit waits ({at, step, text}; runs.pipeline).
+    step_started_at = models.DateTimeField(null=True, blank=True)
+    timeline_events = models.JSONField(default=list, blank=True)
     worker = models.CharField(max_length=120, blank=True, help_text="The worker host that claimed the run.")
     # The trace, when the disk refused trace.json (the artifact is the normal place).
     trace_text = models.TextField(blank=True)
@@ -98,6 +102,30 @@ class Run(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED
+
+    @property
+    def is_refusal(self) -> bool:
+        """Refused before any step ran (a price, a budget): not a limit reached while working."""
+        return self.status == Status.STOPPED and self.reason.startswith("Refused") and not self.steps_done
+
+    @property
+    def status_label(self) -> str:
+        return "Refused" if self.is_refusal else str(self.get_status_display())
+
+    @property
+    def duration_seconds(self) -> int | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return max(0, int((self.finished_at - self.started_at).total_seconds()))
+
+    @property
+    def key_input(self) -> str:
+        """The first input a person would recognise the run by (its topic, say), short, for lists."""
+        for value in (self.inputs or {}).values():
+            text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+            if text.strip():
+                return text if len(text) <= 60 else text[:59] + "…"
+        return ""
 
     @property
     def tokens(self) -> int:

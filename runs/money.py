@@ -7,7 +7,8 @@ Everything that decides or shows dollars asks this module (docs/runs.md, "Costs 
 - `reserve(run, connection_id, estimate)`: the atomic budget check that also holds the estimate until
   `settle(run)` replaces it with what the run really spent, however the run ends.
 - `run_budget(run, caps)`: what a run may still spend, after what its resume chain already spent.
-- `format_usd(value)`: how every page, the CLI and the trace write a dollar amount.
+- `format_usd(value)`: how every page, the CLI and the trace write a dollar amount; `describe_cost` and
+  `run_cost` put it in the one vocabulary (free / a priced amount / unpriced / not run).
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ MILLION = Decimal(1_000_000)
 
 # -- display -----------------------------------------------------------------------------------------------
 def format_usd(value: Decimal | float | int | None, *, unpriced: bool = False, offline: bool = False) -> str:
-    """ "$0.0052", "< $0.0001", "$12.50", "unpriced", "free (offline)" — never "$0.000000"."""
+    """ "$0.0052", "< $0.0001", "$12.50", "unpriced", "free" — never "$0.000000"."""
     if offline:
-        return "free (offline)"
+        return FREE
     if value is None or (unpriced and not value):
         return "unpriced"
     amount = Decimal(str(value))
@@ -52,6 +53,35 @@ def format_usd(value: Decimal | float | int | None, *, unpriced: bool = False, o
         return f"${amount.quantize(Decimal('0.01'), ROUND_HALF_UP)}"
     # Four significant decimals are enough to tell small runs apart without a wall of zeros.
     return f"${amount.quantize(SMALLEST, ROUND_HALF_UP).normalize():f}"
+
+
+# The one vocabulary for what something cost, on every page: a dollar amount when priced, else one of these.
+FREE, UNPRICED, NOT_RUN = "free", "unpriced", "not run"
+
+
+def describe_cost(
+    cost: Decimal | float | int | None, *, unpriced: bool = False, free: bool = False, ran: bool = True
+) -> str:
+    """ "not run" (nothing was called), "free" (the offline model, or a model priced at $0), "unpriced" (calls
+    with no known price), "$0.0052", or "$0.0052 + unpriced calls"."""
+    if not ran:
+        return NOT_RUN
+    amount = Decimal(str(cost or 0))
+    if free and not amount:
+        return FREE
+    if unpriced and not amount:
+        return UNPRICED
+    text = FREE if amount == 0 else format_usd(amount)
+    return f"{text} + unpriced calls" if unpriced else text
+
+
+def run_cost(run: Run) -> str:
+    """What a run cost, in that vocabulary (the offline model is free, not unpriced)."""
+    from providers.offline import MODEL as OFFLINE_MODEL
+
+    offline = run.model_used == OFFLINE_MODEL
+    ran = bool(run.prompt_tokens or run.completion_tokens or run.cost_usd) or run.status == "succeeded"
+    return describe_cost(run.cost_usd, unpriced=run.cost_unpriced and not offline, free=offline, ran=ran)
 
 
 # -- prices ------------------------------------------------------------------------------------------------

@@ -146,7 +146,8 @@ class Executor(Validation, Quality):
                 continue
             self._check_cancel_and_time()
             self.say(f"Step {index}/{len(steps)}: {step['title']}")
-            self._save(current_step=step["title"])
+            self._save(current_step=step["title"], step_started_at=timezone.now())
+            self.step_id = step["id"]
             entry = self.trace.start_step(step["id"], step["title"])
             try:
                 output = self._run_step(step, entry)
@@ -200,11 +201,9 @@ class Executor(Validation, Quality):
                 timeout=max(1.0, min(120.0, self.control.remaining())),
                 prices=self.prices,
                 control=self.control,
-                on_attempt=call["attempts"].append,
+                on_attempt=lambda attempt: self._attempt_on_timeline(call, attempt),
                 on_cut_short=self._count_cut_short(call),
-                on_wait=lambda seconds: self.trace.event(
-                    "rate_limit", "waiting for the connection's rate limit", seconds=round(seconds, 2)
-                ),
+                on_wait=self._wait_on_timeline,
             )
         except llm.Interrupted as cut:
             # A call cut short still consumed tokens: count what was streamed (estimated, and flagged so).
@@ -216,6 +215,32 @@ class Executor(Validation, Quality):
         if self.spec.get("cache") and target is self.targets[0]:
             cache.store(key, target.model, result, run=self.run.pk)
         return result, target
+
+    # -- what the run page's timeline shows as it happens ------------------------------------------------
+    TIMELINE_EVENTS_KEPT = 40
+
+    def show_on_timeline(self, text: str) -> None:
+        """Record one event for the run page's timeline now (a retry, a fallback, a breaker skip, a wait), under
+        the current step: the trace keeps the same facts, but only at the end of the run."""
+        events = [*self.run.timeline_events, {"at": now_iso(), "step": getattr(self, "step_id", ""), "text": text}]
+        with dbpool.briefly():  # the call goes on: it holds no database connection
+            self._save(timeline_events=events[-self.TIMELINE_EVENTS_KEPT :])
+
+    def _attempt_on_timeline(self, call: dict[str, Any], attempt: dict[str, Any]) -> None:
+        call["attempts"].append(attempt)
+        status, model = attempt["status"], attempt["model"]
+        if status == "breaker_open":
+            self.show_on_timeline(f"{model} skipped: its provider failed repeatedly just now (breaker open).")
+        elif status != "ok":
+            self.show_on_timeline(f"Attempt {attempt['attempt']} on {model} failed ({status}).")
+        elif model != self.targets[0].model:
+            self.show_on_timeline(f"Answered by the fallback {model}.")
+        elif len(call["attempts"]) > 1:
+            self.show_on_timeline(f"Attempt {attempt['attempt']} on {model} succeeded.")
+
+    def _wait_on_timeline(self, seconds: float) -> None:
+        self.trace.event("rate_limit", "waiting for the connection's rate limit", seconds=round(seconds, 2))
+        self.show_on_timeline(f"Waiting {seconds:.1f} s for the connection's rate limit.")
 
     def _count_cut_short(self, call: dict[str, Any]) -> Callable[[llm.LLMResult, Target], None]:
         """An attempt whose stream the provider or the network cut is counted too, before the retry."""

@@ -28,7 +28,7 @@ from .models import Artifact, Mode, Run, Status
 
 if TYPE_CHECKING:
     from .artifacts import KeptArtifact
-from .money import format_usd
+from .money import describe_cost, format_usd
 from .rendering import markdown_to_html
 
 MAX_OUTPUT_CHARS = 20000
@@ -68,6 +68,9 @@ class StepView:
     note: str = ""
     cost_text: str = ""
     checks: list[dict[str, Any]] = field(default_factory=list)  # the quality checks' results (runs/checks.py)
+    events: list[str] = field(default_factory=list)  # retries, fallbacks, breaker skips, waits, as they happened
+    elapsed: int | None = None  # a running step's own time so far
+    partial_text: str = ""  # what a cancelled or failed step had streamed before it stopped
 
     @property
     def tool_count(self) -> int:
@@ -102,6 +105,11 @@ def build(run: Run, trace: dict[str, Any]) -> list[StepView]:
     if run.mode == Mode.VALIDATE:
         return views
     skills = _skills(run) if outputs or run.current_step or traced else {}
+    events: dict[str, list[str]] = {}
+    for event in run.timeline_events or []:
+        if isinstance(event, dict):
+            events.setdefault(str(event.get("step", "")), []).append(redact(str(event.get("text", ""))))
+    validation.events = events.get("", [])
     stopped = run.is_finished and run.status != Status.SUCCEEDED and validation.state == StepState.DONE
     for step in run.workflow_version.spec["steps"]:
         state = _state(run, step, traced, outputs, validation)
@@ -111,6 +119,7 @@ def build(run: Run, trace: dict[str, Any]) -> list[StepView]:
         elif state in (StepState.FAILED, StepState.CANCELLED):
             stopped = False
         view = StepView(id=step["id"], title=step["title"], state=state)
+        view.events = events.get(step["id"], [])
         entry = traced.get(step["id"])
         if entry:
             _add_trace(view, entry)
@@ -123,13 +132,18 @@ def build(run: Run, trace: dict[str, Any]) -> list[StepView]:
         elif view.state == StepState.RUNNING:
             view.live_text = redact(run.live_output[-MAX_OUTPUT_CHARS:])
             view.tokens = run.live_tokens or None
+            view.elapsed = _since(run.step_started_at) if run.step_started_at else elapsed_seconds(run)
+        elif view.state in (StepState.CANCELLED, StepState.FAILED) and entry:
+            view.partial_text = _partial(entry)
         if view.state in (StepState.DONE, StepState.RUNNING, StepState.FAILED, StepState.CANCELLED):
             view.prompt = _prompt(run, step, skills)
         if view.state in (StepState.FAILED, StepState.CANCELLED):
             view.note = run.reason  # where and why the run stopped
-        if view.tokens is not None:
+        if view.state != StepState.RUNNING and (view.tokens is not None or entry):
+            # A running step's cost is known when its call ends; a step that made no call was not run.
             offline = run.model_used == OFFLINE_MODEL
-            view.cost_text = format_usd(view.cost_usd, unpriced=view.unpriced, offline=offline)
+            ran = bool(view.tokens) or view.cost_usd is not None
+            view.cost_text = describe_cost(view.cost_usd, unpriced=view.unpriced, free=offline, ran=ran)
         views.append(view)
     if run.workflow_version.spec.get("checks"):
         views.append(_quality(run, trace))
@@ -209,6 +223,19 @@ def _add_trace(view: StepView, entry: dict[str, Any]) -> None:
                     name=str(tool.get("name", "")), arguments=str(tool.get("arguments", ""))[:300], outcome=str(outcome)
                 )
             )
+
+
+def _since(moment: datetime) -> int:
+    return max(0, int((timezone.now() - moment).total_seconds()))
+
+
+def _partial(entry: dict[str, Any]) -> str:
+    """The text the step's last call streamed before a cancel or a deadline cut it (the trace keeps it)."""
+    calls = [c for c in entry.get("calls", []) if isinstance(c, dict)]
+    for call in reversed(calls):
+        if call.get("partial_output"):
+            return redact(str(call["partial_output"]))
+    return ""
 
 
 def _decimal(value: Any) -> Decimal | None:

@@ -1,10 +1,12 @@
 from django.urls import path
 
-from . import views
+from . import history_views, views
 
 app_name = "runs"
 urlpatterns = [
     path("", views.history, name="history"),
+    path("export.csv", history_views.export_csv, name="export"),
+    path("compare/", history_views.compare, name="compare"),
     path("<uuid:run_id>/", views.detail, name="detail"),
     path("<uuid:run_id>/status/", views.status, name="status"),
     path("<uuid:run_id>/cancel/", views.cancel, name="cancel"),

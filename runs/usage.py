@@ -18,8 +18,10 @@ from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from providers.offline import MODEL as OFFLINE_MODEL
+
 from .models import FINISHED, Run, UsageCounts, UsageDay, UsageDayTotal, UserBudget
-from .money import format_usd
+from .money import FREE, NOT_RUN, UNPRICED, describe_cost
 
 CHART_HEIGHT = 120
 BATCH = 2000
@@ -38,11 +40,13 @@ class Bar:
 
     @property
     def cost_text(self) -> str:
-        """ "$0.25", "unpriced" or "$0.25 + 2 unpriced" (computed here: an include per bar cost more than the
-        rest of the page)."""
+        """ "$0.25", "free", "unpriced", "not run" or "$0.25 + 2 unpriced" (runs.money's words; computed here:
+        an include per bar cost more than the rest of the page)."""
+        if not self.tokens and not self.cost:
+            return NOT_RUN if self.label == NOT_RUN or not self.runs else FREE
         if self.unpriced == self.runs:
-            return "unpriced"
-        text = format_usd(self.cost)
+            return UNPRICED
+        text = describe_cost(self.cost)
         return f"{text} + {self.unpriced} unpriced" if self.unpriced else text
 
 
@@ -60,11 +64,16 @@ class PassRate:
         return round(100 * self.passed / self.checked) if self.checked else 0
 
 
+def _unpriced(run: dict[str, Any]) -> int:
+    # The offline demo model is free, not unpriced: one vocabulary with the run's own page.
+    return int(run["cost_unpriced"] and run["model_used"] != OFFLINE_MODEL)
+
+
 def _add(rollup: type[UsageCounts], key: dict[str, Any], run: dict[str, Any]) -> None:
     """Add one run's figures to the rollup row `key`, creating it when it is the first."""
     add = {
         "runs": F("runs") + 1,
-        "unpriced_runs": F("unpriced_runs") + int(run["cost_unpriced"]),
+        "unpriced_runs": F("unpriced_runs") + _unpriced(run),
         "cost_usd": F("cost_usd") + run["cost_usd"],
         "prompt_tokens": F("prompt_tokens") + run["prompt_tokens"],
         "completion_tokens": F("completion_tokens") + run["completion_tokens"],
@@ -78,7 +87,7 @@ def _add(rollup: type[UsageCounts], key: dict[str, Any], run: dict[str, Any]) ->
             rollup.objects.create(  # type: ignore[attr-defined]
                 **key,
                 runs=1,
-                unpriced_runs=int(run["cost_unpriced"]),
+                unpriced_runs=_unpriced(run),
                 cost_usd=run["cost_usd"],
                 prompt_tokens=run["prompt_tokens"],
                 completion_tokens=run["completion_tokens"],
@@ -116,7 +125,7 @@ def record_finished(run: Run) -> bool:
 
 _SUMS = {
     "n": Count("pk"),
-    "unpriced": Count("pk", filter=Q(cost_unpriced=True)),
+    "unpriced": Count("pk", filter=Q(cost_unpriced=True) & ~Q(model_used=OFFLINE_MODEL)),
     "cost": Sum("cost_usd"),
     "p": Sum("prompt_tokens"),
     "c": Sum("completion_tokens"),
@@ -214,7 +223,7 @@ def summary(rows: QuerySet[Any], user: Any, days: int = 30) -> dict[str, Any]:
     ]
     providers: dict[str, Bar] = {}
     for row in recent.values("model").annotate(**_TOTALS).order_by("model"):
-        name = (row["model"] or "not started").split("/")[0]
+        name = (row["model"] or NOT_RUN).split("/")[0]  # refused before a model was chosen
         bar = providers.setdefault(name, Bar(name, Decimal(0), 0, 0))
         found = _bar(name, row)
         bar.cost += found.cost
@@ -233,7 +242,7 @@ def summary(rows: QuerySet[Any], user: Any, days: int = 30) -> dict[str, Any]:
     # day: a short walk of the run_user_recent index).
     start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     spent_today = Decimal(Run.objects.filter(user=user, created_at__gte=start).aggregate(c=Sum("cost_usd"))["c"] or 0)
-    by_tokens = not any(b.cost for b in daily)  # all unpriced (the offline model): chart the tokens instead
+    by_tokens = not any(b.cost for b in daily)  # all free or unpriced: chart the tokens instead
     return {
         "days": days,
         "daily": _scale(daily, 20, by_tokens),

@@ -20,7 +20,7 @@ from .access import get_run_for_user, visible_runs
 from .artifacts import KeptArtifact, artifact_named, artifacts_of
 from .forms import HistoryFilter
 from .models import Artifact, Mode, Run
-from .money import format_usd
+from .money import NOT_RUN, format_usd, run_cost
 from .paging import page_of
 from .rendering import markdown_to_html
 from .services import QueueFull, RunRefused, request_cancel, rerun, resume_run, start_from
@@ -45,9 +45,8 @@ def _body_context(request: HttpRequest, run: Run) -> dict:
         "run": run,
         "steps": timeline.build(run, timeline.read_trace(run, artifacts)),
         "elapsed": timeline.elapsed_seconds(run),
-        "estimated_cost": format_usd(run.estimated_cost_usd, offline=offline) if run.model_used else "—",
-        "actual_cost": format_usd(run.cost_usd, unpriced=run.cost_unpriced, offline=offline)
-        + (" + unpriced calls" if run.cost_unpriced and run.cost_usd else ""),
+        "estimated_cost": format_usd(run.estimated_cost_usd, offline=offline) if run.model_used else NOT_RUN,
+        "actual_cost": run_cost(run),
         "artifacts": artifacts,
         "input_files": list(run.files.all()),
         "previews": _previews(artifacts, notes),
@@ -89,9 +88,11 @@ def status(request: HtmxHttpRequest, run_id: str) -> HttpResponse:
     return response
 
 
-# The history shows these columns only: a run's JSON (inputs, outputs, the spec) is never parsed for a list.
+# The history shows these columns only: of a run's JSON only the (small) inputs are read for a list, never its
+# outputs or the spec.
 HISTORY_COLUMNS = (
-    "id", "created_at", "mode", "status", "cost_usd", "cost_unpriced", "user__username",
+    "id", "created_at", "mode", "status", "reason", "steps_done", "cost_usd", "cost_unpriced", "model_used",
+    "prompt_tokens", "completion_tokens", "started_at", "finished_at", "inputs", "user__username",
     "workflow_version__workflow__title",
 )  # fmt: skip
 

@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 
 from .models import AuditEvent
 
@@ -18,3 +20,17 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class AccessibleUserAdmin(UserAdmin):
+    """Django's user admin, with what axe asks of it: the two-box group and permission pickers put an ARIA label
+    on a plain <span> (aria-prohibited-attr) and the split date-and-time fields have no labels, so groups and
+    permissions are plain labelled multiple selects and the two dates are read-only (nobody edits them)."""
+
+    filter_horizontal = ()
+    readonly_fields = ("last_login", "date_joined")
+
+
+User = get_user_model()
+admin.site.unregister(User)
+admin.site.register(User, AccessibleUserAdmin)

@@ -67,6 +67,19 @@ class ConnectionForm(forms.Form):
         help_text="The model runs use first. Empty: the provider's first suggestion.",
     )
 
+    input_price = forms.DecimalField(
+        label="Price per million input tokens (USD)",
+        required=False,
+        min_value=0,
+        max_digits=12,
+        decimal_places=6,
+        help_text="For the default model. A server on your own network starts at 0 (free): runs on it are then "
+        "allowed and shown as free. Empty: the price LiteLLM knows, if any.",
+    )
+    output_price = forms.DecimalField(
+        label="Price per million output tokens (USD)", required=False, min_value=0, max_digits=12, decimal_places=6
+    )
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         raw = (self.data.get("provider") if self.is_bound else None) or self.initial.get("provider")
@@ -79,6 +92,12 @@ class ConnectionForm(forms.Form):
             {"list": "model-suggestions", "placeholder": self.suggestions[0], "autocomplete": "off"}
         )
         self.fields["provider"].widget.attrs.update({"data-provider-select": ""})
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if (data.get("input_price") is None) != (data.get("output_price") is None):
+            self.add_error("output_price", "Give both prices (input and output), or leave both empty.")
+        return data
 
     def clean_default_model(self) -> str:
         model = self.cleaned_data.get("default_model", "").strip()
@@ -103,4 +122,7 @@ def provider_initial(provider: str, label: str = "") -> dict[str, Any]:
         "label": label if keep else LABELS[Provider(provider)],
         "default_model": model_choices(provider)[0],
         "allow_private_network": provider == Provider.OPENAI_COMPATIBLE,
+        # A local server costs nothing per token: priced at $0, its runs are allowed (and editable here).
+        "input_price": 0 if provider == Provider.OPENAI_COMPATIBLE else None,
+        "output_price": 0 if provider == Provider.OPENAI_COMPATIBLE else None,
     }

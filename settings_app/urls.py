@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import member_views, views
 
 app_name = "settings"
 urlpatterns = [
@@ -8,4 +8,6 @@ urlpatterns = [
     path("providers/<int:pk>/", views.edit, name="edit"),
     path("providers/<int:pk>/test/", views.test, name="test"),
     path("providers/<int:pk>/delete/", views.delete, name="delete"),
+    path("members/", member_views.members, name="members"),
+    path("members/<str:username>/", member_views.member, name="member"),
 ]

@@ -10,11 +10,12 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from providers import crypto, services
-from providers.models import ProviderConnection
+from providers import crypto, server_models, services
+from providers.models import ModelPrice, ProviderConnection
 from runs import sandbox
 from runs.models import Run, Status
 
+from . import provider_rows
 from .audit import client_ip
 from .checks import unreadable_connections
 from .forms import ConnectionForm, provider_initial
@@ -31,19 +32,25 @@ def _save(request: HtmxHttpRequest, form: ConnectionForm, connection: ProviderCo
         return False
     data = dict(form.cleaned_data)
     options = {"allow_unpriced": data.pop("allow_unpriced", False)}
+    prices = data.pop("input_price", None), data.pop("output_price", None)
     if not data["api_key"] and pending:
         try:
             data["api_key"] = crypto.decrypt(pending["token"])
         except crypto.SecretUnreadable:
             request.session.pop(PENDING_KEY, None)
     try:
-        services.save_connection(
+        saved = services.save_connection(
             actor=request.user, ip=client_ip(request), connection=connection, options=options, **data
         )
     except services.ConnectionError_ as exc:
         form.add_error(None, str(exc))
         _keep_key(request, form)
         return False
+    if None not in prices:
+        services.set_model_price(
+            model=saved.default_model, input_per_million=prices[0], output_per_million=prices[1],
+            actor=request.user, ip=client_ip(request),
+        )  # fmt: skip
     request.session.pop(PENDING_KEY, None)
     return True
 
@@ -71,7 +78,7 @@ def providers(request: HtmxHttpRequest) -> HttpResponse:
     context = {**_form_context(request, form), "form_url": request.path}
     if request.htmx and request.method == "GET":  # the provider changed: its label, hint and models
         return render(request, "settings_app/_connection_form.html", {**context, "submit": "Save connection"})
-    connections = ProviderConnection.objects.order_by("position", "provider", "label")
+    connections = provider_rows.all_rows()
     status = 422 if request.method == "POST" else 200
     context = {
         **context,
@@ -93,9 +100,15 @@ def edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "allow_unpriced": connection.allow_unpriced,
         "default_model": connection.default_model,
     }
+    price = ModelPrice.objects.filter(model=connection.default_model).first()
+    if price is not None:
+        initial.update(input_price=price.input_per_million, output_price=price.output_per_million)
     if request.GET.get("provider"):
         initial.update(provider_initial(request.GET["provider"], request.GET.get("label", connection.label)))
     form = ConnectionForm(request.POST or None, initial=initial)
+    if request.method == "GET" and form.chosen == connection.provider:  # what the server really serves first
+        listed = server_models.list_models(connection)[0]
+        form.suggestions = listed + [m for m in form.suggestions if m not in listed]
     if request.method == "POST" and _save(request, form, connection):
         messages.success(request, "Connection updated.")
         return redirect("settings:providers")
@@ -111,9 +124,14 @@ def edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def test(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     connection = get_object_or_404(ProviderConnection, pk=pk)
     ok, message = services.test_connection(connection, actor=request.user, ip=client_ip(request))
+    models = server_models.list_models(connection)[0] if ok else []
     if request.htmx:
-        return render(request, "settings_app/_connection_row.html", {"c": connection, "announce": message})
-    (messages.success if ok else messages.error)(request, message)
+        row = {"c": provider_rows.one(connection, models=models), "announce": message}
+        return render(request, "settings_app/_connection_row.html", row)
+    if models:
+        message = f"{message} The server lists {len(models)} model(s): {', '.join(models[:10])}."
+    warn = ok and bool(services.refusal_warning(connection))
+    (messages.warning if warn else messages.success if ok else messages.error)(request, message)
     return redirect("settings:providers")
 
 

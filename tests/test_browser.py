@@ -40,6 +40,46 @@ OVERFLOWING = """() => {
       (typeof el.className === 'string' && el.className ? '.' + el.className.split(' ').join('.') : ''));
 }"""
 
+# Text that a card or table cuts or pushes past its edge, which neither axe nor the sideways-scroll check sees
+# (an estimate card's "≤ $0.015…" cut, "being counte / reload / mome", a table past its card). A text
+# container is clipped when its content is wider than its box (scrollWidth > clientWidth) and it hides the
+# rest, spills when a block's content is wider than the block, and is out when it ends past its card; a
+# scrolling region (.table-scroll, <pre>) may hold wide content. A <select>'s chosen text must fit its box at
+# desktop width (a phone opens the options in a full-width picker).
+CLIPPED = """(checkSelects) => {
+  const texty = 'td, th, dd, dt, p, li, a, label, button, summary, h1, h2, h3, select, span, code';
+  const scrolls = (el, stop) => { for (let p = el.parentElement; p && p !== stop; p = p.parentElement) {
+    const x = getComputedStyle(p).overflowX; if (x === 'auto' || x === 'scroll') return true; } return false; };
+  const name = el => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + ' “' +
+    (el.tagName === 'SELECT' ? (el.selectedOptions[0] || {}).text || '' : el.textContent || '').trim().slice(0, 40) + '”';
+  const found = [];
+  for (const box of document.querySelectorAll('.card, main table')) {
+    const edge = box.getBoundingClientRect();
+    for (const el of box.querySelectorAll(texty)) {
+      if (el.closest('pre, .visually-hidden, details:not([open]) > :not(summary)') || scrolls(el, box)) continue;
+      const r = el.getBoundingClientRect(), s = getComputedStyle(el);
+      if (!r.width || !r.height || s.visibility === 'hidden' || s.position === 'absolute') continue;
+      let why = '';
+      if (el.tagName === 'SELECT') {
+        if (!checkSelects) continue;
+        const ctx = document.createElement('canvas').getContext('2d'); ctx.font = s.font;
+        const text = el.selectedOptions[0] ? el.selectedOptions[0].text : '';
+        if (ctx.measureText(text).width > el.clientWidth - 28) why = 'cut';
+      } else if (s.display !== 'inline' && el.clientWidth && el.scrollWidth > el.clientWidth + 1) {
+        why = s.overflowX === 'visible' ? 'spills out of its box' : 'clipped';
+      }
+      if (!why && (r.right > edge.right + 1 || r.left < edge.left - 1)) why = 'past its card';
+      if (why) found.push(why + ': ' + name(el));
+    }
+  }
+  return [...new Set(found)].slice(0, 8);
+}"""
+
+
+def clipped_text(page) -> list[str]:
+    """What CLIPPED finds at the current width (an empty list when every text fits its card)."""
+    return page.evaluate(CLIPPED, page.viewport_size["width"] >= DESKTOP["width"])
+
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
@@ -100,13 +140,15 @@ def screenshot(page, name: str, *, readme: str = "") -> None:
 
 
 def check_page(page, name: str, *, readme: str = "") -> None:
-    """No sideways scrolling at phone and desktop widths, and not one axe-core violation, of any impact."""
+    """No sideways scrolling and no clipped text at phone and desktop widths, and not one axe-core violation."""
     from axe_playwright_python.sync_playwright import Axe
 
     for size in (PHONE, DESKTOP):
         page.set_viewport_size(size)
         extra = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert extra <= 0, f"{name} scrolls sideways by {extra}px at {size['width']}px: {page.evaluate(OVERFLOWING)}"
+        cut = clipped_text(page)
+        assert not cut, f"{name} cuts text at {size['width']}px: {cut}"
     screenshot(page, name, readme=readme)
     violations = Axe().run(page).response["violations"]
     report = "\n".join(

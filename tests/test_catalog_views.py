@@ -134,7 +134,7 @@ def test_the_workflow_page_estimates_the_cost_per_mode_for_each_connected_model(
     assert "being counted" in page  # the worker counts the tokens (tests/test_pages_estimates.py)
     estimates.refresh(catalog.latest_version.pk)
     page = alice_client.get(reverse("catalog:detail", args=[catalog.slug])).content.decode()
-    assert '<th scope="row">openai/gpt-4o-mini</th>' in page
+    assert '<span class="estimate-model"><span class="model-name">openai/<wbr>gpt-4o-mini</span></span>' in page
     assert page.count("≤ $0.0") == 2
 
 

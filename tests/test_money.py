@@ -15,7 +15,7 @@ from runs.money import format_usd
         (None, {}, "unpriced"),
         (Decimal("0"), {"unpriced": True}, "unpriced"),
         (Decimal("0.0031"), {"unpriced": True}, "$0.0031"),
-        (Decimal("0"), {"offline": True}, "free (offline)"),
+        (Decimal("0"), {"offline": True}, "free"),
         (Decimal("0.12345"), {}, "$0.1235"),
     ],
 )

@@ -62,7 +62,7 @@ def _scan(runs, days: int = 30) -> dict[str, dict]:
         day = timezone.localdate(run.created_at)
         if day <= today - timedelta(days=days):
             continue
-        provider = (run.model_used or "not started").split("/")[0]
+        provider = (run.model_used or "not run").split("/")[0]
         for table, key in (
             (per_day, day.strftime("%m-%d")),
             (per_workflow, run.workflow_version.workflow.title),
@@ -72,7 +72,7 @@ def _scan(runs, days: int = 30) -> dict[str, dict]:
             row[0] += run.cost_usd
             row[1] += run.tokens
             row[2] += 1
-            row[3] += int(run.cost_unpriced)
+            row[3] += int(run.cost_unpriced and run.model_used != "offline/demo")
     return {"daily": per_day, "per_workflow": per_workflow, "per_provider": per_provider}
 
 
@@ -172,9 +172,9 @@ def test_usage_of_unpriced_runs_says_unpriced_and_charts_tokens(alice_client, al
     pipeline.execute(run.pk)
     _finish(Run.objects.get(pk=run.pk))
     page = alice_client.get(reverse("runs:usage")).content.decode()
-    assert "Tokens per day (every run was unpriced)" in page
+    assert "Tokens per day (every run was free or unpriced)" in page
     assert "<td>offline</td><td>1</td>" in page.replace("\n", "").replace("  ", "")
-    assert "unpriced</td>" in page and "$0.0000" not in page
+    assert "free</td>" in page and "unpriced</td>" not in page and "$0.0000" not in page  # offline is free
 
 
 def test_a_student_sees_only_their_own_usage_and_an_operator_everyones(client, operator, alice, bob, catalog):

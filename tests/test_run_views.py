@@ -25,7 +25,7 @@ def test_the_run_page_shows_status_costs_and_sanitized_notes(alice_client, finis
     page = alice_client.get(reverse("runs:detail", args=[finished_run.pk])).content.decode()
     assert "Succeeded" in page
     assert "offline demo, not AI" in page
-    assert "free (offline)" in page
+    assert "<dt>Actual cost</dt><dd>free</dd>" in page  # the same word as My runs and Usage
     assert "<h1>Learn Agentic AI: The agent loop and tool use</h1>" in page
     assert 'role="status"' in page and 'aria-live="polite"' in page
     assert "hx-trigger" not in page  # polling stops once the run has ended

@@ -154,11 +154,21 @@ def test_roles_give_operators_everyones_runs_and_students_their_own(client, cata
 
 def test_assign_role_from_the_command_line():
     out = StringIO()
-    call_command("assign_role", "newop", "Operator", stdout=out)
+    call_command("assign_role", "newop", "Operator", "--create", stdout=out)
     user = get_user_model().objects.get(username="newop")
     assert user.is_staff and not user.is_superuser and not user.has_usable_password()
     assert user.groups.get().name == "Operator"
     assert "newop is now Operator" in out.getvalue()
+
+
+def test_assign_role_refuses_an_unknown_user_without_create(alice):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match=r"No user 'nobody'.*--create"):
+        call_command("assign_role", "nobody", "Student")
+    assert not get_user_model().objects.filter(username="nobody").exists()  # a typo makes no account
+    call_command("assign_role", "alice", "Student", stdout=StringIO())  # a known user needs no flag
+    assert alice.groups.get().name == "Student"
 
 
 def test_user_input_is_data_never_a_template(alice, catalog):

@@ -32,6 +32,9 @@ as the request's max_tokens allows, the worst case a budget must hold.
 Flavours: "openai" (also DeepSeek and OpenAI-compatible servers), "anthropic", "gemini" (generateContent,
 streamed as server-sent events for streamGenerateContent).
 
+GET /v1/models lists `models` (default ["llama3.2", "qwen2.5-coder"]); `model_requests` records the headers
+of each such request.
+
 Faults that no server answer can produce (a refused port, an unknown host, TLS spoken to a plain HTTP port)
 are base URLs, made by the helpers at the end of this module.
 """
@@ -86,6 +89,8 @@ class FakeLLM:
         self.script: list[dict[str, Any]] = []
         self.requests: list[dict[str, Any]] = []
         self.default: dict[str, Any] = {}
+        self.models: list[str] = ["llama3.2", "qwen2.5-coder"]  # what GET /v1/models lists (OpenAI flavour)
+        self.model_requests: list[dict[str, str]] = []  # the headers of each GET /v1/models
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests it was answering at once
         self.faults = faults
@@ -147,6 +152,16 @@ class FakeLLM:
             def finish(self) -> None:
                 fake._open.discard(self.connection)
                 super().finish()
+
+            def do_GET(self) -> None:
+                # The model list an OpenAI-compatible server serves at {base}/models; nothing else is a GET.
+                if self.path.rstrip("/") != "/v1/models":
+                    self._send(404, b'{"error": {"message": "not found"}}', {})
+                    return
+                with fake._lock:
+                    fake.model_requests.append(dict(self.headers))
+                body = json.dumps({"object": "list", "data": [{"id": m, "object": "model"} for m in fake.models]})
+                self._send(200, body.encode(), {})
 
             def do_POST(self) -> None:
                 with fake._lock:

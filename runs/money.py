@@ -54,6 +54,14 @@ def format_usd(value: Decimal | float | int | None, *, unpriced: bool = False, o
     return f"${amount.quantize(SMALLEST, ROUND_HALF_UP).normalize():f}"
 
 
+def usd_text(value: Decimal | None) -> str | None:
+    """Money in the API, events and CLI output: a plain decimal string, exact, no exponent ("0", "0.00012",
+    "10"), never a float (rounding) nor Decimal's own "0E-8"."""
+    if value is None:
+        return None
+    return f"{Decimal(value).normalize():f}"
+
+
 # -- prices ------------------------------------------------------------------------------------------------
 def price_of(target: Target) -> llm.Price | None:
     """Per-token prices: an operator's ModelPrice first, then LiteLLM's bundled map. None: unpriced (or offline)."""

@@ -23,6 +23,7 @@ from providers.resolution import Target
 from . import cache, costs, money, prompts, tools, usage
 from .control import RunControl, Why
 from .dispatch import claim_one
+from .live_text import save_texts
 from .models import Artifact, Mode, Run, Status
 from .trace import Trace, now_iso, run_summary, step_totals
 from .validation import RunStopped, Validation
@@ -149,7 +150,7 @@ class Executor(Validation):
             call["cache_hit"] = hit is not None
             if hit is not None:
                 return hit, self.targets[0]
-        self.control.new_call()
+        self.control.new_call(self.run.current_step)
         release_idle_connection()
         try:
             result, target = resilience.call(
@@ -317,6 +318,7 @@ class Executor(Validation):
 
     def _end(self, status: Status, reason: str, finished: Any) -> None:
         """The final write, only if the run is still running: a run that recovery ended stays as it was."""
+        save_texts([self.control])  # the words streamed since the last flush, before the run is seen as ended
         fields: dict[str, Any] = {"status": status, "reason": reason, "finished_at": finished, "current_step": ""}
         if status == Status.QUEUED:  # back to the queue: the next worker continues from the first unfinished step
             fields.update(worker="", started_at=None, heartbeat_at=None, reason="")

@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, StreamingHttpResponse
 from ninja import Router
@@ -25,6 +26,7 @@ from runs.services import request_cancel, rerun, resume_run, start_from, start_r
 from . import events, serialize
 from .auth import require
 from .errors import ApiError
+from .event_hub import AsyncStream
 from .models import Scope
 from .schemas import ERRORS, ArtifactOut, ErrorOut, RunIn, RunOut, RunPageOut
 
@@ -217,7 +219,19 @@ def download_artifact(request: HttpRequest, run_id: UUID, name: str) -> Any:
     return response
 
 
-EVENTS = {"description": "Server-Sent Events", "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+EVENTS = {
+    "description": "Server-Sent Events: `status`, `output`, then `end` (or `timeout`); each has an `id:`.",
+    "content": {"text/event-stream": {"schema": {"type": "string", "description": "An SSE stream."}}},
+}
+
+
+def _last_event_id(request: HttpRequest) -> int:
+    raw = request.headers.get("Last-Event-ID", "").strip()
+    if not raw:
+        return 0
+    if not raw.isdigit() or len(raw) > 10:
+        raise ApiError(422, "invalid_request", "Last-Event-ID must be the id of an event this stream sent.")
+    return int(raw)
 
 
 @router.get(
@@ -227,15 +241,20 @@ EVENTS = {"description": "Server-Sent Events", "content": {"text/event-stream": 
     openapi_extra={"responses": {"200": EVENTS}},
 )
 def run_events(request: HttpRequest, run_id: UUID) -> Any:
-    """Follow a run: `status` and `output` events until `end` (or `timeout`: reconnect to go on)."""
+    """Follow a run: `status` and `output` events until `end` (or `timeout`: reconnect with Last-Event-ID)."""
     require(request, Scope.READ)
     run = _run(request, run_id)
-    stream = events.EventStream.open(run.pk)
-    if stream is None:
-        raise ApiError(
-            429, "too_many_streams", "This server follows as many runs as it can: retry soon, or poll the run.",
-            headers={"Retry-After": "5"},
-        )  # fmt: skip
+    after = _last_event_id(request)
+    user_id = int(request.user.pk or 0)
+    try:
+        events.take_slot(user_id)
+    except events.Busy as busy:
+        raise ApiError(429, "too_many_streams", str(busy), headers={"Retry-After": "5"}) from None
+    stream: Any
+    if isinstance(request, ASGIRequest):
+        stream = AsyncStream(run.pk, user_id, after)
+    else:
+        stream = events.SyncStream(run.pk, user_id, after)
     response = StreamingHttpResponse(stream, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # a proxy must pass each event on at once

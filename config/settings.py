@@ -247,8 +247,10 @@ API_TOKENS_PER_USER = env.int("API_TOKENS_PER_USER", default=10)
 API_TOKEN_DAYS = env.int("API_TOKEN_DAYS", default=90)
 API_EVENTS_POLL_SECONDS = env.float("API_EVENTS_POLL_SECONDS", default=0.5)
 API_EVENTS_MAX_SECONDS = env.int("API_EVENTS_MAX_SECONDS", default=300)
-# Each open event stream holds a gunicorn thread (4 per process): keep threads free for pages.
-API_EVENTS_STREAMS_PER_PROCESS = env.int("API_EVENTS_STREAMS_PER_PROCESS", default=2)
+# Under ASGI an idle stream is a coroutine fed by the process's hub (api/event_hub.py): thousands fit in one
+# process (the entrypoint raises the open-files limit for them). Per user too, so no one takes every slot.
+API_EVENTS_STREAMS_PER_PROCESS = env.int("API_EVENTS_STREAMS_PER_PROCESS", default=4000)
+API_EVENTS_STREAMS_PER_USER = env.int("API_EVENTS_STREAMS_PER_USER", default=100)
 
 # django-q2 with the ORM broker. Run tasks only wake a worker's run host and return at once (the Run table is
 # the queue), so short limits suffice: `retry` stays above `timeout` so a task still running is never handed

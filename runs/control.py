@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from providers.llm import CallControl
 
+from .live_text import save_texts
 from .models import Run, Status
 
 LIVE_LIMIT = 20_000  # characters of the current call kept for the page: the whole answer lands in step outputs
@@ -37,6 +38,13 @@ class RunControl(CallControl):
         self._tokens = 0
         self._dirty = False
         self._next_poll = 0.0
+        # Every piece of text not yet written to RunText, by call: a step's last words survive new_call().
+        self._pending: list[tuple[int, str, str]] = []  # (call, step, text)
+        self._call = 0
+        self._step = ""
+        self.text_seq: int | None = None  # the last RunText seq written; read from the database on first save
+        self.call_base = 0  # calls made by earlier workers of this run
+        self.save_lock = threading.Lock()
         self.draining = False
 
     def drain(self) -> None:
@@ -52,14 +60,26 @@ class RunControl(CallControl):
     def _text(self, piece: str) -> None:
         with self._lock:
             self._parts.append(piece)
+            if self._pending and self._pending[-1][0] == self._call:
+                call, step, text = self._pending[-1]
+                self._pending[-1] = (call, step, text + piece)
+            else:
+                self._pending.append((self._call, self._step, piece))
             self._tokens += 1
             self._dirty = True
         if self.echo:
             self.echo(piece)
 
-    def new_call(self) -> None:
+    def new_call(self, step: str = "") -> None:
         with self._lock:
             self._parts, self._tokens, self._dirty = [], 0, True
+            self._call, self._step = self._call + 1, step
+
+    def take_texts(self) -> list[tuple[int, str, str]]:
+        """The text streamed since the last take, one (call, step, text) per call, oldest first."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+            return pending
 
     def take_live(self) -> tuple[str, int] | None:
         """The streamed text and its chunk count if it changed since the last take, else None."""
@@ -83,6 +103,7 @@ class RunControl(CallControl):
         elif row["cancel_requested"]:
             self.stop_for(Why.CANCEL)
         fields: dict[str, Any] = {"heartbeat_at": timezone.now()}
+        save_texts([self])
         live = self.take_live()
         if live is not None:
             fields["live_output"], fields["live_tokens"] = live

@@ -31,6 +31,7 @@ from providers import aio
 
 from . import dbpool, dispatch
 from .control import RunControl, Why
+from .live_text import save_texts
 from .models import Run, Status
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,8 @@ class RunHost:
                 control.stop_for(Why.LOST if status != Status.RUNNING else Why.CANCEL)
 
     def _flush(self, hosted: dict[str, RunControl]) -> None:
-        """The streamed text of every run that has new text, in one statement."""
+        """The streamed text of every run that has new text: its RunText rows, and the live text for the page."""
+        save_texts(list(hosted.values()))
         changed = []
         for run_id, control in hosted.items():
             live = control.take_live()

@@ -57,6 +57,8 @@ class Run(models.Model):
     # happens: retries, fallbacks, breaker skips and rate-limit waits ({at, step, text}; runs.pipeline).
     step_started_at = models.DateTimeField(null=True, blank=True)
     timeline_events = models.JSONField(default=list, blank=True)
+    # The number of the last RunText row written: event streams compare it to what they have sent.
+    text_seq = models.PositiveIntegerField(default=0)
     worker = models.CharField(max_length=120, blank=True, help_text="The worker host that claimed the run.")
     # The trace, when the disk refused trace.json (the artifact is the normal place).
     trace_text = models.TextField(blank=True)
@@ -134,6 +136,24 @@ class Run(models.Model):
     @property
     def progress_percent(self) -> int:
         return int(100 * self.steps_done / self.steps_total) if self.steps_total else 0
+
+
+class RunText(models.Model):
+    """What the model streamed, in the order it came, one row per flush: event streams send these rows with
+    their `seq` as the event id, so a client that reconnects with Last-Event-ID goes on exactly where it left."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="texts")
+    seq = models.PositiveIntegerField()
+    call = models.PositiveIntegerField(help_text="Which model call of the run (1, 2, …) streamed it.")
+    step = models.CharField(max_length=120, blank=True)
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="unique_run_text_seq")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id} #{self.seq}"
 
 
 def artifact_path(instance: Artifact, filename: str) -> str:

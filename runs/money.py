@@ -84,6 +84,14 @@ def run_cost(run: Run) -> str:
     return describe_cost(run.cost_usd, unpriced=run.cost_unpriced and not offline, free=offline, ran=ran)
 
 
+def usd_text(value: Decimal | None) -> str | None:
+    """Money in the API, events and CLI output: a plain decimal string, exact, no exponent ("0", "0.00012",
+    "10"), never a float (rounding) nor Decimal's own "0E-8"."""
+    if value is None:
+        return None
+    return f"{Decimal(value).normalize():f}"
+
+
 # -- prices ------------------------------------------------------------------------------------------------
 def price_of(target: Target) -> llm.Price | None:
     """Per-token prices: an operator's ModelPrice first, then LiteLLM's bundled map. None: unpriced (or offline)."""

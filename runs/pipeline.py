@@ -24,6 +24,7 @@ from . import cache, costs, dbpool, files, money, prompts, run_tools, usage
 from .artifacts import TRACE
 from .control import RunControl, Why
 from .dispatch import claim_one
+from .live_text import save_texts
 from .models import Artifact, Mode, Run, Status
 from .quality import Quality
 from .trace import Trace, now_iso, run_summary, step_totals
@@ -191,7 +192,7 @@ class Executor(Validation, Quality):
             call["cache_hit"] = hit is not None
             if hit is not None:
                 return hit, self.targets[0]
-        self.control.new_call()
+        self.control.new_call(self.run.current_step)
         try:
             result, target = resilience.call(
                 self.targets,
@@ -420,6 +421,7 @@ class Executor(Validation, Quality):
 
     def _end(self, status: Status, reason: str, finished: Any) -> None:
         """The final write, only if the run is still running: a run that recovery ended stays as it was."""
+        save_texts([self.control])  # the words streamed since the last flush, before the run is seen as ended
         fields: dict[str, Any] = {"status": status, "reason": reason, "finished_at": finished, "current_step": ""}
         if status == Status.QUEUED:  # back to the queue: the next worker continues from the first unfinished step
             fields.update(worker="", started_at=None, heartbeat_at=None, reason="")

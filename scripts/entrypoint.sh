@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one way the platform starts: `make run` (all), and the Docker images (web, worker) use this script.
 #   prepare  create secrets on first start, migrate, collect static files, load workflows, ensure an admin
-#   web      prepare, then serve HTTP with gunicorn
+#   web      prepare, then serve HTTP: gunicorn with uvicorn (ASGI) workers
+#   serve    the web server alone, on a prepared database (tests and benchmarks start it so)
 #   worker   wait until the database is migrated, then run the django-q2 cluster
 #   all      prepare, then web and worker together; Ctrl-C (or SIGTERM) stops both
 set -euo pipefail
@@ -64,9 +65,17 @@ prepare() {
   manage ensure_admin
 }
 
+serve() {
+  # gunicorn supervises WEB_WORKERS uvicorn (ASGI) processes: each holds thousands of idle event streams as
+  # coroutines, and runs every page view in a thread of its own (docs/operations.md). Each stream is an open
+  # socket: lift the open-files limit to what the system allows.
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  exec "$PYTHON" -m gunicorn config.asgi --worker-class uvicorn_worker.UvicornWorker --bind "$HOST:$PORT" \
+    --workers "${WEB_WORKERS:-2}" --access-logfile - --graceful-timeout 10 "$@"
+}
+
 web() {
-  exec "$PYTHON" -m gunicorn config.wsgi --bind "$HOST:$PORT" --workers "${WEB_WORKERS:-2}" --threads "${WEB_THREADS:-8}" \
-    --access-logfile - --graceful-timeout 10
+  serve
 }
 
 worker() {
@@ -82,8 +91,7 @@ all() {
   prepare
   "$PYTHON" manage.py qcluster &
   local q=$!
-  "$PYTHON" -m gunicorn config.wsgi --bind "$HOST:$PORT" --workers "${WEB_WORKERS:-2}" --threads "${WEB_THREADS:-8}" \
-    --access-logfile - --graceful-timeout 10 &
+  serve &
   local w=$!
   # Ctrl-C reaches every process of the foreground group by itself; signalling them again would make the
   # cluster stop twice (it hangs then). SIGTERM to this script alone is forwarded once.
@@ -106,7 +114,8 @@ all() {
 case "${1:-all}" in
   prepare) prepare ;;
   web) check_port; prepare; web ;;
+  serve) check_port; serve ;;
   worker) worker ;;
   all) check_port; all ;;
-  *) echo "usage: $0 [prepare|web|worker|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [prepare|web|serve|worker|all]" >&2; exit 2 ;;
 esac

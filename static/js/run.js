@@ -28,6 +28,29 @@
     });
   }, 1000);
 
+  // Live updates: the run's event stream says when something changed, and htmx then fetches the live part
+  // (so focus, announcements and morphing are those of the polled page). Polling goes on until the first
+  // event arrives and again whenever the stream is down: a proxy that buffers the stream changes nothing.
+  var body = document.getElementById("run-body");
+  var url = body && body.getAttribute("data-events");
+  if (url && window.EventSource && window.htmx) {
+    var source = new EventSource(url), pending = false;
+    var changed = function () {
+      window.runStreaming = true;
+      if (pending) return;
+      pending = true; // one fetch for a burst of events
+      setTimeout(function () {
+        pending = false;
+        var live = document.getElementById("run-body");
+        if (live && live.hasAttribute("hx-get")) window.htmx.trigger(live, "run-changed");
+      }, 300);
+    };
+    source.addEventListener("status", changed);
+    source.addEventListener("output", changed);
+    source.addEventListener("end", function () { source.close(); changed(); });
+    source.onerror = function () { window.runStreaming = false; }; // it reconnects by itself (Last-Event-ID)
+  }
+
   // Cancel: say so and disable the button at once; focus moves to the status heading, not to nowhere.
   document.addEventListener("submit", function (event) {
     var form = event.target;

@@ -214,6 +214,8 @@ class FakeLLM:
                     self._send(200, whole[: len(whole) // 2], {})
                     return
                 streamed = body.get("stream") or "streamGenerateContent" in self.path
+                if fake.flavour == "openai":  # what the model "said", to compare with what clients were shown
+                    record["text"] = answer["choices"][0]["message"].get("content") or ""
                 if streamed:
                     events = {"openai": sse_openai, "anthropic": sse_anthropic}.get(fake.flavour, sse_whole)(answer)
                     if "stall_after" in entry:  # headers and a few events, then silence with the socket open

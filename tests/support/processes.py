@@ -105,3 +105,37 @@ def race(function: str, calls: list[dict[str, Any]], go_file: Path, timeout: flo
             raise AssertionError(f"a racer failed: {err.decode()[-2000:]}")
         results.append(json.loads(out.decode().strip().splitlines()[-1]))
     return results
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_web(log_path: Path, **extra_env: str) -> tuple[subprocess.Popen[bytes], str]:
+    """The web server as deployed (`scripts/entrypoint.sh serve`: gunicorn with uvicorn workers) on a free
+    port, against the test database; returns the process and its base URL once it answers."""
+    import httpx
+
+    port = free_port()
+    log = log_path.open("wb")
+    env = subprocess_env(HOST="127.0.0.1", PORT=str(port), WEB_WORKERS="1", PYTHON=sys.executable, **extra_env)
+    process = subprocess.Popen(
+        ["bash", "scripts/entrypoint.sh", "serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    base_url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"the web server stopped: {log_path.read_text()[-2000:]}")
+        try:
+            return httpx.get(f"{base_url}/api/v1/openapi.json", timeout=2).status_code < 500
+        except httpx.HTTPError:
+            return False
+
+    wait_for(up, 60, interval=0.2, message="the web server to answer")
+    return process, base_url

@@ -118,7 +118,7 @@ def collect_outputs(run: Run, outputs: Path, taken: set[str]) -> tuple[list[dict
                 skipped.append(f"{relative}: past the {settings.RUN_OUTPUT_MAX_FILES}-file limit")
                 continue
             if total + info.st_size > settings.RUN_OUTPUT_MAX_BYTES:
-                skipped.append(f"{relative}: past the {settings.RUN_OUTPUT_MAX_BYTES // 1024**2} MiB limit")
+                skipped.append(f"{relative}: past the {settings.RUN_OUTPUT_MAX_BYTES:,}-byte limit on all files")
                 continue
             data = _read_no_follow(path)
             if data is None:

@@ -156,7 +156,7 @@ def worst_next_call(
 
 def _worst_case(spec: dict[str, Any], mode: str, inputs: dict[str, Any], skills: dict[str, Any]) -> tuple[Any, ...]:
     """(steps, caps, messages_for, tool_defs_for) with every earlier step's output at the mode's output cap."""
-    from . import prompts, tools
+    from . import prompts, run_tools
 
     caps = spec["caps"][mode]
     worst = prompts.StepOutputs({step["id"]: "word " * caps["max_output_tokens"] for step in spec["steps"]})
@@ -165,7 +165,7 @@ def _worst_case(spec: dict[str, Any], mode: str, inputs: dict[str, Any], skills:
         spec["steps"],
         caps,
         lambda step: prompts.messages(step, ctx, skills),
-        lambda step: tools.definitions(step["tools"], skills) if step.get("tools") else None,
+        lambda step: run_tools.definitions(step["tools"], skills) if step.get("tools") else None,
     )
 
 

@@ -109,6 +109,7 @@ def run(name: str, raw_arguments: str, skills: dict[str, SkillVersion]) -> tuple
         hits = [
             {"path": path, "line": n, "text": line.strip()[:300]}
             for path, text in sorted(refs.items())
+            if path != SKILL_MD  # its text is searched as the prompt's part and SKILL.md#part-N
             for n, line in enumerate(text.splitlines(), 1)
             if query in line.lower()
         ][:MAX_SEARCH_HITS]

@@ -163,3 +163,57 @@ def test_validate_refuses_a_code_run_where_the_sandbox_cannot_run_and_says_why(s
         sandbox.unavailable.cache_clear()
     assert code == 1 and result["status"] == Status.FAILED
     assert "runs code" in result["reason"] and "make install" in result["reason"]
+
+
+def run_with_files(user, files: dict[str, bytes]) -> Run:
+    from catalog.file_inputs import Upload
+    from catalog.models import Workflow
+    from runs.services import start_run
+
+    version = Workflow.objects.get(slug="apply-skill").current_version
+    uploads = [Upload(name, data) for name, data in files.items()]
+    descriptors = [{"name": u.name, "sha256": u.sha256, "size": len(u.data), "type": "x"} for u in uploads]
+    return start_run(
+        workflow_version=version, user=user, inputs={"skill": "xlsx-report", "files": descriptors}, mode="test",
+        queue=False, files={u.sha256: u for u in uploads},
+    )  # fmt: skip
+
+
+@pytest.mark.usefixtures("needs_sandbox", "skills")
+def test_read_file_pages_text_and_extracts_a_pdfs_text_in_the_sandbox(alice):
+    from catalog.models import Skill
+    from runs import run_tools
+    from runs.workspace import Workspace
+
+    run = run_with_files(alice, {"notes.txt": b"n" * 10_000, "doc.pdf": a_pdf(["Quarterly figures"])})
+    skills = {"xlsx-report": Skill.objects.get(name="xlsx-report").latest}
+    workspace = Workspace(run, skills, lambda: "")
+    try:
+        first, _ = run_tools.run("read_file", json.dumps({"path": "/inputs/notes.txt"}), skills, workspace, 60)
+        assert first.startswith("n" * 100) and "read again with offset=6000" in first
+        rest, _ = run_tools.run("read_file", '{"path": "/inputs/notes.txt", "offset": 6000}', skills, workspace, 60)
+        assert rest == "n" * 4000
+        text, _ = run_tools.run("read_file", json.dumps({"path": "/inputs/doc.pdf"}), skills, workspace, 60)
+        assert "Quarterly figures" in text
+        listing = json.loads(run_tools.run("list_files", "{}", skills, workspace, 60)[0])
+        assert {f["path"] for f in listing["inputs"]} == {"/inputs/notes.txt", "/inputs/doc.pdf"}
+    finally:
+        workspace.close()
+
+
+def test_outputs_past_the_count_and_size_limits_are_skipped_and_said(alice, catalog, tmp_path, settings):
+    from catalog.models import Workflow
+    from runs import files as run_files
+    from runs.services import start_run
+
+    version = Workflow.objects.get(slug="learn-agentic-ai").current_version
+    run = start_run(workflow_version=version, user=alice, inputs={}, mode="test", queue=False)
+    outputs = tmp_path / "outputs"
+    (outputs / "sub").mkdir(parents=True)
+    for name, size in (("a.txt", 10), ("b.txt", 10), ("sub/c.txt", 10), ("d.txt", 10)):
+        (outputs / name).write_bytes(b"x" * size)
+    settings.RUN_OUTPUT_MAX_FILES = 3
+    settings.RUN_OUTPUT_MAX_BYTES = 25
+    kept, skipped = run_files.collect_outputs(run, outputs, {"notes.md"})
+    assert [k["artifact"] for k in kept] == ["a.txt", "b.txt"]
+    assert skipped == ["d.txt: past the 25-byte limit on all files", "sub/c.txt: past the 25-byte limit on all files"]

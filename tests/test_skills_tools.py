@@ -46,7 +46,13 @@ def library(tmp_path) -> Path:
 
 def test_list_shows_every_file_and_marks_binaries_unreadable(library):
     listing = json.loads(call("list_references", "pdf-forms"))["references"]
-    assert [f["path"] for f in listing] == ["forms.md", "reference/api.md", "scripts/fill.py", "assets/logo.png"]
+    assert [f["path"] for f in listing] == [
+        "forms.md",
+        "reference/api.md",
+        "scripts/fill.py",
+        "SKILL.md",
+        "assets/logo.png",
+    ]
     assert listing[0]["sections"] == ["Forms", "Fields", "Signing"]
     assert listing[-1] == {"path": "assets/logo.png", "bytes": 8, "type": "image/png", "readable": False}
 
@@ -80,6 +86,7 @@ def test_search_covers_every_text_file(library):
 def test_the_rest_of_a_long_body_is_readable_part_by_part_and_page_by_page(library):
     sv = Skill.objects.get(name="long-skill").latest
     listing = [f["path"] for f in json.loads(call("list_references", "long-skill"))["references"]]
+    assert listing.pop(0) == "SKILL.md"  # the whole file, readable by its path too
     assert listing == [f"SKILL.md#part-{n}" for n in range(2, len(sv.parts) + 1)]
     read = "".join(call("read_reference", "long-skill", path=p) for p in listing)
     assert "".join(sv.parts[1:]) == read

@@ -7,5 +7,6 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("workflows/<slug:slug>/", views.detail, name="detail"),
     path("skills/", views.skill_index, name="skills"),
-    path("skills/<slug:name>/", views.skill_detail, name="skill"),
+    path("skills/<str:name>/", views.skill_detail, name="skill"),
+    path("skills/<str:library>/<str:name>/", views.skill_detail, name="library_skill"),
 ]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.test import Client
+from django.urls import reverse
 
 from .factories import UserFactory
 
@@ -117,8 +118,18 @@ def test_an_upload_without_a_declared_length_is_refused(client):
     assert response.status_code == 411
 
 
-def test_an_anonymous_multipart_api_request_gets_a_json_error(client):
+def test_an_anonymous_multipart_api_request_gets_a_json_error(temp_dir):
+    body = MultipartBody(2 * MiB, temp_dir)
+    client = Client()
     response = client.generic(
-        "POST", "/api/v1/runs", b"--x--", content_type="multipart/form-data; boundary=x"
+        "POST", "/api/v1/runs", b"-", content_type=f"multipart/form-data; boundary={BOUNDARY}",
+        **{"wsgi.input": io.BufferedReader(body), "CONTENT_LENGTH": str(body.length)},
     )  # fmt: skip
     assert response.status_code == 403 and response.json()["code"] == "login_required"
+    assert body.read_bytes == 0
+
+
+def test_a_small_anonymous_form_still_reaches_the_login_page(client, alice):
+    """Browsers and scripts may post the login form as multipart: under 1 MiB it stays in memory."""
+    response = client.post(reverse("login"), {"username": "alice", "password": "wrong"})  # multipart by default
+    assert response.status_code == 200

@@ -22,6 +22,7 @@ from runs.artifacts import artifact_named, artifacts_of
 from runs.forms import HistoryFilter
 from runs.models import Mode, Run
 from runs.services import request_cancel, rerun, resume_run, start_from, start_run
+from settings_app.audit import client_ip
 
 from . import events, serialize
 from .auth import require
@@ -152,7 +153,7 @@ def cancel_run(request: HttpRequest, run_id: UUID) -> Any:
     """Ask the run to stop: a queued run stops at once, a running one after its current call."""
     require(request, Scope.RUN)
     run = _run(request, run_id)
-    if not request_cancel(run):
+    if not request_cancel(run, actor=request.user, ip=client_ip(request)):
         raise ApiError(409, "run_finished", "This run has already finished.")
     return 202, serialize.run(request, run)
 
@@ -165,7 +166,7 @@ def _again(request: HttpRequest, run_id: UUID, make: Callable[[Run], Run]) -> An
 @router.post("/runs/{uuid:run_id}/resume", response=NEW_RUN, url_name="resume_run")
 def resume(request: HttpRequest, run_id: UUID) -> Any:
     """A new run that continues a failed, cancelled or stopped one from its first unfinished step."""
-    return _again(request, run_id, resume_run)
+    return _again(request, run_id, lambda run: resume_run(run, actor=request.user, ip=client_ip(request)))
 
 
 @router.post("/runs/{uuid:run_id}/rerun", response=NEW_RUN, url_name="rerun_run")

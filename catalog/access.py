@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Count, OuterRef, Subquery
 from django.http import Http404
 
 from .inputs import skill_input
@@ -61,16 +62,30 @@ def get_workflow_for_user(user: Any, slug: str) -> Workflow:
 
 
 def offered_skills(user: Any) -> Any:
-    """Skills a user may pick and see: template or example skills only for staff."""
-    queryset = Skill.objects.order_by("name")
+    """Skills a user may pick and see: template or example skills only for staff. Each counts the skills of
+    its name in every library (`name_uses`), so links name the library only where they must."""
+    uses = Skill.objects.filter(name=OuterRef("name")).values("name").annotate(n=Count("pk")).values("n")
+    queryset = Skill.objects.annotate(name_uses=Subquery(uses)).order_by("name", "library")
     return queryset if user.is_staff else queryset.filter(is_template=False)
 
 
-def get_skill_for_user(user: Any, name: str) -> Skill:
-    skill = offered_skills(user).select_related("latest").filter(name=name).first()
-    if skill is None:
+def get_skill_for_user(user: Any, name: str, *, library: str | None = None) -> Skill:
+    """The skill `library/name`, or (no library given) the one skill of that name: 404 when there is none,
+    or when two libraries share the name (their pages name the library)."""
+    skills = offered_skills(user).select_related("latest").filter(name=name)
+    found = list(skills.filter(library=library) if library is not None else skills[:2])
+    if len(found) != 1:
         raise Http404("No such skill.")
-    return skill
+    return found[0]
+
+
+def skill_by_ref(ref: Any, skills: Any = None) -> Skill | None:
+    """The skill a reference names: `library/name`, or a plain name when exactly one library has it
+    (a plain name two libraries share names neither: it must be written in full). None otherwise."""
+    skills = Skill.objects.select_related("latest") if skills is None else skills
+    library, sep, name = str(ref or "").partition("/")
+    found = list(skills.filter(library=library, name=name) if sep else skills.filter(name=library)[:2])
+    return found[0] if len(found) == 1 else None
 
 
 def workflows_for_skill(skill: Skill, workflows: list[Workflow]) -> tuple[list[Workflow], list[Workflow]]:

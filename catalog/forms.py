@@ -33,11 +33,17 @@ def _field(prop: dict[str, Any], required: bool) -> forms.Field:
         "invalid": "Enter a number." if kind in ("integer", "number") else "Enter a valid value.",
     }
     if kind == "string" and prop.get("format") == "skill":
+        # Template skills are not offered; the licence is shown where students pick.
+        from .inputs import skill_refs
         from .models import Skill
 
-        # Template skills are not offered; the licence is shown where students pick.
-        skills = Skill.objects.filter(is_template=False).order_by("name").values_list("name", "description", "license")
-        choices = [(n, f"{n} — {d[:70]}" + (f" (licence: {lic[:60]})" if lic else "")) for n, d, lic in skills]
+        # One choice per skill: the plain name, or library/name where two libraries share the name.
+        skills = Skill.objects.filter(is_template=False).order_by("name", "library")
+        rows = skills.values_list("description", "license")
+        choices = [
+            (ref, f"{ref} — {d[:70]}" + (f" (licence: {lic[:60]})" if lic else ""))
+            for ref, (d, lic) in zip(skill_refs(Skill.objects), rows, strict=True)
+        ]
         return forms.ChoiceField(choices=choices, **common)
     if kind == "string" and "enum" in prop:
         return forms.ChoiceField(choices=[(v, str(v).replace("-", " ").capitalize()) for v in prop["enum"]], **common)

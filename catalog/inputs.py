@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
@@ -62,14 +63,33 @@ def with_skill_choices(schema: dict[str, Any]) -> dict[str, Any]:
         return schema
     from .models import Skill
 
-    properties = {
-        **schema["properties"],
-        name: {
-            **schema["properties"][name],
-            "enum": list(Skill.objects.filter(is_template=False).order_by("name").values_list("name", flat=True)),
-        },
-    }
+    properties = {**schema["properties"], name: {**schema["properties"][name], "enum": skill_refs(Skill.objects)}}
     return {**schema, "properties": properties}
+
+
+def skill_refs(skills: Any) -> list[str]:
+    """How each runnable skill is chosen: its plain name when only one library has that name, else
+    `library/name` (so importing a second `pdf` never silently changes what `skill=pdf` runs)."""
+    rows = list(skills.filter(is_template=False).order_by("name", "library").values_list("library", "name"))
+    counts = Counter(name for _, name in rows)
+    return [name if counts[name] == 1 else f"{library}/{name}" for library, name in rows]
+
+
+def canonical_skill(schema: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """`library/name` of a skill whose name no other library has is written as the plain name."""
+    name = skill_input(schema)
+    value = values.get(name) if name and isinstance(values, dict) else None
+    if not isinstance(value, str) or "/" not in value:
+        return values
+    from .models import Skill
+
+    library, _, plain = value.partition("/")
+    if (
+        Skill.objects.filter(name=plain, is_template=False).count() == 1
+        and Skill.objects.filter(library=library, name=plain).exists()
+    ):
+        return {**values, str(name): plain}
+    return values
 
 
 def validate(schema: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
@@ -77,6 +97,7 @@ def validate(schema: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     schema = file_inputs.for_validation(with_skill_choices(schema))  # a file input holds descriptors
     if not isinstance(values, dict):
         raise InputError({"": "Inputs must be an object of named values."})
+    values = canonical_skill(schema, values)
     merged = {**defaults(schema), **values}
     if len(json.dumps(merged, default=str)) > MAX_INPUT_BYTES:
         raise InputError({"": f"The inputs are larger than {MAX_INPUT_BYTES // 1024} KiB."})

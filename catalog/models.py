@@ -39,9 +39,10 @@ class Persona(models.Model):
 
 
 class Skill(models.Model):
-    """An Agent Skill (a folder with SKILL.md). Each distinct content is kept as a SkillVersion."""
+    """An Agent Skill (a folder with SKILL.md). Each distinct content is kept as a SkillVersion. A skill is
+    identified by its library and its name (`library/name`): two libraries may each have a `pdf`."""
 
-    name = models.SlugField(max_length=120, unique=True)
+    name = models.CharField(max_length=120, help_text="As SKILL.md names it: Unicode lowercase letters, digits, -.")
     description = models.TextField()
     source = models.CharField(max_length=500, help_text="Where it was loaded from.")
     library = models.CharField(max_length=200, blank=True, help_text="The library (folder or zip) it came from.")
@@ -54,10 +55,25 @@ class Skill(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["name"]
+        ordering = ["name", "library"]
+        constraints = [models.UniqueConstraint(fields=["library", "name"], name="unique_skill_in_library")]
 
     def __str__(self) -> str:
-        return self.name
+        return self.ref
+
+    def get_absolute_url(self) -> str:
+        """/skills/<name>/ when no other library has the name (catalog.access.offered_skills counts them as
+        `name_uses`), else /skills/<library>/<name>/; both forms resolve."""
+        from django.urls import reverse
+
+        if self.library and getattr(self, "name_uses", 2) != 1:
+            return reverse("catalog:library_skill", args=[self.library, self.name])
+        return reverse("catalog:skill", args=[self.name])
+
+    @property
+    def ref(self) -> str:
+        """The full reference: `library/name` (just the name for a skill loaded without a library)."""
+        return f"{self.library}/{self.name}" if self.library else self.name
 
 
 class SkillVersion(models.Model):

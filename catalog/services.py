@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -44,10 +45,13 @@ class SyncReport:
 
 
 def save_skill(parsed: ParsedSkill, *, library: str = "") -> tuple[SkillVersion, bool]:
-    """Create or update a skill; a changed content adds a version, the old ones stay. Returns (version, changed)."""
+    """Create or update the skill of this name in this library (another library's skill of the same name is
+    another skill, never touched); a changed content adds a version, the old ones stay. Returns
+    (version, changed)."""
     skill, _ = Skill.objects.get_or_create(
-        name=parsed.name, defaults={"description": parsed.description, "source": str(parsed.path)}
-    )
+        library=library[:200], name=parsed.name,
+        defaults={"description": parsed.description, "source": str(parsed.path)},
+    )  # fmt: skip
     version, created = SkillVersion.objects.get_or_create(
         skill=skill,
         content_hash=parsed.content_hash,
@@ -62,7 +66,6 @@ def save_skill(parsed: ParsedSkill, *, library: str = "") -> tuple[SkillVersion,
     fields = {
         "description": parsed.description,
         "source": str(parsed.path),
-        "library": (library or skill.library)[:200],
         "license": parsed.license,
         "is_template": parsed.is_template,
         "latest_id": version.pk,
@@ -100,7 +103,7 @@ def _save_spec(loaded: LoadedSpec, skills: dict[str, SkillVersion], report: Sync
             status=VersionStatus.DRAFT if operator_owns else VersionStatus.PUBLISHED,
             published_at=None if operator_owns else timezone.now(),
         )
-        version.skills.set([skills[name] for name in spec["skills"]])
+        version.skills.set({skills[name] for name in spec["skills"]})
     if operator_owns:
         assert current is not None
         report.kept.append(
@@ -136,6 +139,21 @@ def _load_each(directory: Path) -> tuple[list[LoadedSpec], dict[str, str]]:
     return loaded, problems
 
 
+def spec_skills(own: dict[str, SkillVersion]) -> dict[str, SkillVersion]:
+    """What a spec's `skills:` entries may name: the project's own skills by name, every skill as
+    `library/name`, and other skills by plain name where no other library has that name."""
+    found = {f"{sv.skill.library}/{name}" if sv.skill.library else name: sv for name, sv in own.items()}
+    found.update(own)
+    others = [s for s in Skill.objects.select_related("latest").exclude(latest=None) if s.latest not in own.values()]
+    counts = Counter(s.name for s in others)
+    for skill in others:
+        assert skill.latest is not None
+        found.setdefault(skill.ref, skill.latest)
+        if counts[skill.name] == 1:
+            found.setdefault(skill.name, skill.latest)
+    return found
+
+
 def sync_workflows(*, workflows_dir: Path, skills_dir: Path | None = None) -> SyncReport:
     """Load the project's skills and every spec that is usable. A file with a problem is skipped, and the
     problems are kept in WorkflowFileProblem (replacing the last sync's) for operators to see in the admin."""
@@ -151,10 +169,7 @@ def sync_workflows(*, workflows_dir: Path, skills_dir: Path | None = None) -> Sy
     Persona.ensure_defaults()  # the five built-in personas exist whatever the specs say
     with transaction.atomic():
         known_personas = set(Persona.objects.values_list("slug", flat=True))
-        skills = {p.name: save_skill(p, library=library)[0] for p in parsed}
-        for skill in Skill.objects.select_related("latest").exclude(name__in=skills):
-            if skill.latest:
-                skills[skill.name] = skill.latest
+        skills = spec_skills({p.name: save_skill(p, library=library)[0] for p in parsed})
         for loaded in specs:
             unknown = sorted(set(loaded.spec["personas"]) - known_personas)
             missing = [name for name in loaded.spec["skills"] if name not in skills]
@@ -168,7 +183,7 @@ def sync_workflows(*, workflows_dir: Path, skills_dir: Path | None = None) -> Sy
                 )
             else:
                 _save_spec(loaded, skills, report)
-        report.skills = sorted(skills)
+        report.skills = sorted({sv.skill.ref for sv in skills.values()})
         WorkflowFileProblem.objects.all().delete()
         WorkflowFileProblem.objects.bulk_create(
             WorkflowFileProblem(path=path[:500], error=error) for path, error in sorted(problems.items())
@@ -207,7 +222,10 @@ def _import_one(folder: Path, library: str, seen: dict[str, Path], report: Impor
         report.lines.append(f"skipped    {folder.name}: {reason}")
         return
     seen[parsed.name] = folder
-    existed = Skill.objects.filter(name=parsed.name).exists()
+    existed = Skill.objects.filter(library=library[:200], name=parsed.name).exists()
+    elsewhere = sorted(
+        Skill.objects.filter(name=parsed.name).exclude(library=library[:200]).values_list("library", flat=True)
+    )
     try:
         with transaction.atomic():  # one skill at a time: a database refusal skips this skill only
             _, changed = save_skill(parsed, library=library)
@@ -218,8 +236,12 @@ def _import_one(folder: Path, library: str, seen: dict[str, Path], report: Impor
         return
     report.warnings += [f"{folder / 'SKILL.md'}: {w}" for w in parsed.warnings]
     outcome = "updated" if existed and changed else "unchanged" if existed else "imported"
+    ref = f"{library[:200]}/{parsed.name}" if library else parsed.name
     getattr(report, outcome).append(parsed.name)
     note = f" ({len(parsed.warnings)} warning{'s' if len(parsed.warnings) != 1 else ''})" if parsed.warnings else ""
+    if elsewhere:  # both kept: say so, and how to choose each
+        others = ", ".join(f"{lib}/{parsed.name}" if lib else parsed.name for lib in elsewhere)
+        note += f"; another library has this name too ({others}): both are kept, choose this one as {ref}"
     report.lines.append(f"{outcome:<10} {parsed.name}{note}")
 
 

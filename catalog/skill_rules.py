@@ -1,6 +1,6 @@
 """The Agent Skills specification's rules for SKILL.md front matter, as warnings (never refusals).
 
-name: 1-64 characters, lowercase letters, digits and hyphens, no leading, trailing or double hyphen, the
+name: 1-64 characters, Unicode lowercase letters, digits and hyphens (NFKC), no leading, trailing or double hyphen, the
 same as its folder; description: 1-1024 characters; license: a name or a bundled licence file;
 compatibility: at most 500 characters; metadata: a map of strings to strings; allowed-tools: a
 space-delimited string of tool names. Other top-level fields are not in the specification.
@@ -9,10 +9,11 @@ space-delimited string of tool names. Other top-level fields are not in the spec
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 SPEC_FIELDS = {"name", "description", "license", "compatibility", "metadata", "allowed-tools"}
-NAME_RULE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+NAME_RULE = re.compile(r"^[^\W_]+(-[^\W_]+)*$")  # letters and digits of any script, single hyphens
 MAX_NAME = 64
 MAX_DESCRIPTION = 1024
 MAX_COMPATIBILITY = 500
@@ -34,10 +35,10 @@ def check(meta: dict[str, Any], folder: str) -> list[str]:
         name = str(name).strip()
         if not 1 <= len(name) <= MAX_NAME:
             warnings.append(f"name is {len(name)} characters; the specification allows 1-{MAX_NAME}")
-        if not NAME_RULE.match(name):
+        if not NAME_RULE.match(name) or name != unicodedata.normalize("NFKC", name).lower():
             warnings.append(
-                f"name '{name}' breaks the specification: lowercase letters, digits and single hyphens only, "
-                "not at the start or end"
+                f"name '{name}' breaks the specification: lowercase letters and digits (any script) and single "
+                "hyphens only, not at the start or end"
             )
         if name != folder:
             warnings.append(f"name '{name}' does not match its folder '{folder}'")

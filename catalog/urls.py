@@ -15,5 +15,6 @@ urlpatterns = [
     path("workflows/<slug:slug>/versions/<int:number>/try/", editor_views.test_draft, name="test_draft"),
     path("workflows/<slug:slug>/versions/<int:number>/rollback/", editor_views.rollback, name="rollback"),
     path("skills/", views.skill_index, name="skills"),
-    path("skills/<slug:name>/", views.skill_detail, name="skill"),
+    path("skills/<str:name>/", views.skill_detail, name="skill"),
+    path("skills/<str:library>/<str:name>/", views.skill_detail, name="library_skill"),
 ]

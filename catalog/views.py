@@ -154,13 +154,15 @@ def _no_model_notice(request: HtmxHttpRequest, spec: dict, choices: list) -> str
     return f"No model provider is connected for this workflow yet, so only the offline demo runs. {needs}{ask}"
 
 
-def skill_detail(request: HtmxHttpRequest, name: str) -> HttpResponse:
-    skill = get_skill_for_user(request.user, name)
+def skill_detail(request: HtmxHttpRequest, name: str, library: str | None = None) -> HttpResponse:
+    skill = get_skill_for_user(request.user, name, library=library)
     using, templates = workflows_for_skill(skill, enabled_workflows())
     version = skill.latest
     metadata = version.metadata if version else {}
+    shared = getattr(skill, "name_uses", 1) > 1
     context = {
         "skill": skill,
+        "skill_choice": skill.ref if shared else skill.name,  # how a template workflow's skill input names it
         "version": version,
         "using": using,
         "templates": templates,

@@ -69,6 +69,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Before anything reads request.POST (the CSRF check does): anonymous or oversized multipart bodies are
+    # refused unread, never spooled to the temp folder.
+    "settings_app.uploads.UploadGateMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -176,6 +179,10 @@ BEHIND_PROXY = env.bool("BEHIND_PROXY", default=False)
 if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+# Uploads (only the skill-library zip today, at most 50 MiB): files above FILE_UPLOAD_MAX_MEMORY_SIZE go to
+# the temp folder while a request is parsed; a whole multipart body above UPLOAD_MAX_BYTES is refused unread.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=55 * 1024 * 1024)
 
 # Provider calls ignore HTTP_PROXY/HTTPS_PROXY/ALL_PROXY (a proxy would resolve names past the SSRF guard);
 # an egress proxy for them is named here explicitly (docs/security.md).

@@ -15,7 +15,8 @@ from django.core.cache import cache
 from django.db import transaction
 
 from catalog import inputs as run_inputs
-from catalog.models import Skill, SkillVersion, WorkflowVersion
+from catalog.access import skill_by_ref
+from catalog.models import SkillVersion, WorkflowVersion
 from providers import llm  # imports LiteLLM only when a call or a count needs it (never on the web)
 from providers.crypto import SecretUnreadable
 from providers.models import ModelPrice, ProviderConnection
@@ -38,8 +39,7 @@ def _chosen_skill(version: WorkflowVersion) -> SkillVersion | None:
     name = run_inputs.skill_input(version.spec["inputs"])
     if not name:
         return None
-    skill = Skill.objects.select_related("latest").filter(name=run_inputs.defaults(version.spec["inputs"]).get(name))
-    found = skill.first()
+    found = skill_by_ref(run_inputs.defaults(version.spec["inputs"]).get(name))
     return found.latest if found else None
 
 

@@ -168,7 +168,7 @@ def start_run(
 RESUMABLE = (Status.FAILED, Status.CANCELLED, Status.STOPPED)
 
 
-def resume_run(run: Run, *, queue: bool = True) -> Run:
+def resume_run(run: Run, *, queue: bool = True, actor: Any = None, ip: str | None = None) -> Run:
     """A new run that continues from the first unfinished step: finished steps' outputs are reused, not paid,
     and what the chain already spent counts against the resumed run's budget (no fresh budget by resuming)."""
     if run.status not in RESUMABLE or run.mode == Mode.VALIDATE:
@@ -201,6 +201,7 @@ def resume_run(run: Run, *, queue: bool = True) -> Run:
             steps_total=run.steps_total,  # a resume asks the model, even when it continues a replay
         )
         run_files.attach(resumed, run.workflow_version.input_schema, run_files.blobs_of(run))
+        record_on_behalf(run, actor=actor, ip=ip, did="resumed", new_run=str(resumed.pk))
         if queue:
             enqueue(resumed)
     return resumed
@@ -245,10 +246,27 @@ def execute(
     return pipeline.execute(run_id, on_progress, on_text)
 
 
-def request_cancel(run: Run) -> bool:
+def record_on_behalf(run: Run, *, actor: Any, ip: str | None, did: str, **detail: Any) -> None:
+    """Operators may cancel and resume anyone's run (the owner is charged, as for their own resume): the
+    audit log keeps who did it, and the run page shows it (acts_on_behalf)."""
+    if getattr(actor, "pk", None) and actor.pk != run.user_id:
+        audit.record(AuditAction.CHANGED, run, actor=actor, ip=ip, did=did, owner=run.user.get_username(), **detail)
+
+
+def acts_on_behalf(run: Run) -> list[Any]:
+    """What someone other than the owner did to this run or made it from (newest last), for its page."""
+    from settings_app.models import AuditEvent
+
+    ids = [str(run.pk)] + ([str(run.resumed_from_id)] if run.resumed_from_id else [])
+    events = AuditEvent.objects.filter(target_type=Run._meta.label, target_id__in=ids, detail__has_key="did")
+    return list(events.order_by("at"))
+
+
+def request_cancel(run: Run, *, actor: Any = None, ip: str | None = None) -> bool:
     """Ask a run to stop. A queued run stops at once; a running one within a moment of its current call."""
     if run.is_finished:
         return False
+    record_on_behalf(run, actor=actor, ip=ip, did="cancelled")
     Run.objects.filter(pk=run.pk).update(cancel_requested=True)
     stopped = Run.objects.filter(pk=run.pk, status=Status.QUEUED).update(
         status=Status.CANCELLED, reason="Cancelled before it started.", finished_at=timezone.now()

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from catalog import inputs as run_inputs
 from catalog import templating
+from catalog.access import skill_by_ref
 from catalog.models import Skill, SkillVersion
 from providers.offline import MODEL as OFFLINE_MODEL
 from providers.redaction import redact
@@ -260,7 +261,7 @@ def _skills(run: Run) -> dict[str, SkillVersion]:
     skills = {sv.skill.name: sv for sv in versions}
     chosen = run_inputs.skill_input(run.workflow_version.spec["inputs"])
     if chosen:
-        skill = Skill.objects.select_related("latest__skill").filter(name=run.inputs.get(chosen)).first()
+        skill = skill_by_ref(run.inputs.get(chosen), Skill.objects.select_related("latest__skill"))
         if skill is not None and skill.latest is not None:
             skills[skill.name] = skill.latest
     return skills

@@ -11,7 +11,8 @@ from typing import Any
 from django.conf import settings
 
 from catalog import inputs as run_inputs
-from catalog.models import Skill, SkillVersion
+from catalog.access import skill_by_ref
+from catalog.models import SkillVersion
 from providers import llm, pricing
 from providers.crypto import EncryptionNotConfigured, SecretUnreadable
 from providers.models import ProviderConnection
@@ -130,9 +131,13 @@ class Validation:
         skills = {sv.skill.name: sv for sv in versions}
         chosen = run_inputs.skill_input(self.spec["inputs"])
         if chosen:
-            skill = Skill.objects.select_related("latest").filter(name=self.run.inputs.get(chosen)).first()
+            skill = skill_by_ref(self.run.inputs.get(chosen))  # `library/name`, or a name one library has
             if skill is None or skill.latest is None:
-                raise RunStopped(Status.FAILED, f"The skill '{self.run.inputs.get(chosen)}' is not in the catalog.")
+                raise RunStopped(
+                    Status.FAILED,
+                    f"The skill '{self.run.inputs.get(chosen)}' is not in the catalog (or more than one library "
+                    "has that name: choose it as library/name).",
+                )
             skills[skill.name] = skill.latest
         self.trace.validation["skills"] = {name: sv.content_hash[:12] for name, sv in skills.items()}
         self.trace.validation["disclosure"] = tools.disclosure(skills)  # how much of each SKILL.md the prompt got

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from catalog.inputs import InputError
 from providers.offline import MODEL as OFFLINE_MODEL
+from settings_app.audit import client_ip
 from settings_app.htmx import HtmxHttpRequest
 
 from . import actions, timeline
@@ -23,7 +24,7 @@ from .models import Artifact, Mode, Run
 from .money import NOT_RUN, format_usd, run_cost
 from .paging import page_of
 from .rendering import markdown_to_html
-from .services import QueueFull, RunRefused, request_cancel, rerun, resume_run, start_from
+from .services import QueueFull, RunRefused, acts_on_behalf, request_cancel, rerun, resume_run, start_from
 from .usage import rollup_for
 from .usage import summary as usage_summary
 
@@ -54,6 +55,7 @@ def _body_context(request: HttpRequest, run: Run) -> dict:
         "notes_html": markdown_to_html(_read(notes)) if notes else "",
         "poll_seconds": settings.RUN_POLL_SECONDS,
         "actions": actions.for_run(run, request.user),
+        "on_behalf": acts_on_behalf(run),
     }
 
 
@@ -176,7 +178,7 @@ def input_file(request: HttpRequest, run_id: str, name: str) -> FileResponse:
 @require_POST
 def cancel(request: HtmxHttpRequest, run_id: str) -> HttpResponse:
     run = get_run_for_user(request.user, run_id)
-    asked = request_cancel(run)
+    asked = request_cancel(run, actor=request.user, ip=client_ip(request))
     if request.htmx:  # the button itself says "Cancelling…"; no message waits for the next page
         return status(request, run_id)
     messages.info(
@@ -221,7 +223,7 @@ def _again(request: HttpRequest, run_id: str, make: Callable[[Run], Run]) -> Htt
 
 @require_POST
 def resume(request: HttpRequest, run_id: str) -> HttpResponse:
-    return _again(request, run_id, resume_run)
+    return _again(request, run_id, lambda run: resume_run(run, actor=request.user, ip=client_ip(request)))
 
 
 @require_POST

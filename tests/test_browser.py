@@ -54,7 +54,8 @@ CLIPPED = """(checkSelects) => {
     (el.tagName === 'SELECT' ? (el.selectedOptions[0] || {}).text || '' : el.textContent || '').trim().slice(0, 40) + '”';
   const found = [];
   for (const box of document.querySelectorAll('.card, main table')) {
-    const edge = box.getBoundingClientRect();
+    const edge = box.getBoundingClientRect(), x = getComputedStyle(box).overflowX;
+    const boxScrolls = x === 'auto' || x === 'scroll';  // a table that scrolls by itself holds wide rows
     for (const el of box.querySelectorAll(texty)) {
       if (el.closest('pre, .visually-hidden, details:not([open]) > :not(summary)') || scrolls(el, box)) continue;
       const r = el.getBoundingClientRect(), s = getComputedStyle(el);
@@ -68,7 +69,7 @@ CLIPPED = """(checkSelects) => {
       } else if (s.display !== 'inline' && el.clientWidth && el.scrollWidth > el.clientWidth + 1) {
         why = s.overflowX === 'visible' ? 'spills out of its box' : 'clipped';
       }
-      if (!why && (r.right > edge.right + 1 || r.left < edge.left - 1)) why = 'past its card';
+      if (!why && !boxScrolls && (r.right > edge.right + 1 || r.left < edge.left - 1)) why = 'past its card';
       if (why) found.push(why + ': ' + name(el));
     }
   }

@@ -17,7 +17,7 @@ from .money import run_cost
 
 CSV_COLUMNS = (
     "id", "created_at", "workflow", "mode", "status", "model", "duration_seconds", "cost", "cost_usd",
-    "prompt_tokens", "completion_tokens", "user", "inputs",
+    "prompt_tokens", "completion_tokens", "user", "key_input", "inputs",
 )  # fmt: skip
 EXPORT_FIELDS = (
     "id", "created_at", "mode", "status", "reason", "steps_done", "model_used", "started_at", "finished_at",
@@ -54,7 +54,7 @@ def export_csv(request: HttpRequest) -> StreamingHttpResponse:
                         run.pk, run.created_at.isoformat(), run.workflow_version.workflow.title, run.mode,
                         run.status_label, run.model_used, run.duration_seconds if run.duration_seconds is not None
                         else "", run_cost(run), run.cost_usd, run.prompt_tokens, run.completion_tokens,
-                        run.user.get_username(), json.dumps(run.inputs, ensure_ascii=False),
+                        run.user.get_username(), run.key_input, json.dumps(run.inputs, ensure_ascii=False),
                     )
                 ]
             )  # fmt: skip

@@ -57,6 +57,7 @@ def format_usd(value: Decimal | float | int | None, *, unpriced: bool = False, o
 
 # The one vocabulary for what something cost, on every page: a dollar amount when priced, else one of these.
 FREE, UNPRICED, NOT_RUN = "free", "unpriced", "not run"
+NOTHING_YET = "nothing yet"  # a run still working that has not spent anything
 
 
 def describe_cost(
@@ -81,6 +82,8 @@ def run_cost(run: Run) -> str:
 
     offline = run.model_used == OFFLINE_MODEL
     ran = bool(run.prompt_tokens or run.completion_tokens or run.cost_usd) or run.status == "succeeded"
+    if not ran and not run.is_finished:
+        return NOTHING_YET  # still working: not "not run"
     return describe_cost(run.cost_usd, unpriced=run.cost_unpriced and not offline, free=offline, ran=ran)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -162,7 +163,7 @@ def test_the_timeline_shows_a_retry_as_it_happens_times_each_step_and_keeps_a_ca
         wait_for_status(page, "Cancelled")
         cancelled = page.locator(".step-item.state-cancelled")
         expect(cancelled).to_contain_text("before it stopped")
-        expect(cancelled.locator("pre")).to_contain_text("word1")
+        expect(cancelled.get_by_label(re.compile("before it stopped"))).to_contain_text("word1")
         expect(page.locator("#step-outline")).to_contain_text("failed (server)")  # still there after the end
         check_page(page, "ux-07-cancelled-step-keeps-its-text")
 
@@ -292,3 +293,41 @@ def test_a_new_token_can_be_copied_and_the_api_docs_and_admin_pages_pass_axe(lig
         tab.goto(url)
         check_page(tab, name)
     assert ProviderConnection.objects.count() == 0
+
+
+# -- finding 4: clipped text ---------------------------------------------------------------------------------
+def test_the_estimate_card_and_the_usage_tables_keep_their_text_inside_at_both_widths(light):
+    from playwright.sync_api import expect
+
+    from runs import estimates, usage
+
+    tab = light  # a page without a cluster
+    provider_services.save_connection(
+        actor=None, ip=None, provider="openai_compatible", label="Lab", api_base="http://127.0.0.1:9/v1",
+        default_model="openai_compatible/llama3.2", allow_private_network=True,
+    )  # fmt: skip
+    provider_services.save_connection(
+        actor=None, ip=None, provider="openai", label="Team", api_key="sk-layout-0123456789abcdefghij"
+    )
+    log_in(tab, "sam")
+    tab.goto("/workflows/learn-agentic-ai/")
+    expect(tab.get_by_text("being counted").first).to_be_visible()
+    check_page(tab, "ux-21-workflow-estimates-counting")
+    workflow = Workflow.objects.get(slug="learn-agentic-ai")
+    estimates.refresh(workflow.latest_version.pk)
+    tab.reload()
+    expect(tab.get_by_text("≤ $").first).to_be_visible()
+    check_page(tab, "ux-22-workflow-estimates")
+
+    sam = type(UserFactory(username="sam")).objects.get(username="sam")
+    for model, cost in (("openai_compatible/llama3.2", "0"), ("openai/gpt-4o-mini", "0.0014"), ("", "0")):
+        run = Run.objects.create(
+            user=sam, workflow_version=workflow.latest_version, mode=Mode.TEST, status=Status.SUCCEEDED,
+            model_used=model, cost_usd=Decimal(cost), prompt_tokens=1200 if model else 0,
+            inputs_hash="x", cost_unpriced=model.startswith("openai_compatible"),
+        )  # fmt: skip
+        usage.record_finished(run)
+    tab.goto("/runs/usage/")
+    expect(tab.locator("#prov-title")).to_be_visible()
+    expect(tab.locator("table", has_text="Provider")).to_contain_text("not run")
+    check_page(tab, "ux-23-usage")

@@ -113,7 +113,7 @@ def test_every_connection_of_the_cluster_terminated_mid_load_loses_no_run(provid
     clusters("q", Q_WORKERS="2", **FAST)
     runs = submit_many(30, "Dropped")
     ids = [r.pk for r in runs]
-    wait_for(lambda: provider.in_flight >= 20, timeout=240, message="runs in their calls")
+    wait_for(lambda: len(provider.requests) >= 10, timeout=240, message="runs in their calls")
     terminated = 0
     for _ in range(4):  # while calls are in flight, between calls and at the end of runs
         terminated += terminate_every_other_session()
@@ -266,6 +266,7 @@ def test_a_completed_call_is_counted_at_once_so_a_crash_after_it_never_pays_it_t
 
 # -- item 7: no deadlocks ---------------------------------------------------------------------------------------
 @on_postgresql
+@pytest.mark.timeout(900)  # 200 validations' token counting is CPU work: minutes on a busy 2-core machine
 def test_a_burst_of_two_hundred_validations_on_postgresql_has_no_deadlock(provider, clusters, tmp_path):
     """200 validations at once, each reserving against its user's daily budget and the connection's monthly
     one, while the hosts write heartbeats and streamed text for all their runs many times a second."""
@@ -290,7 +291,7 @@ def test_a_burst_of_two_hundred_validations_on_postgresql_has_no_deadlock(provid
     clusters(
         "q", Q_WORKERS="2", RUNS_PER_WORKER="100", RUN_HEARTBEAT_SECONDS="0.05", RUN_LIVE_FLUSH_SECONDS="0.05"
     )  # fmt: skip
-    wait_for(lambda: all_finished(ids), timeout=300, message=f"two hundred validations (log: {log})")
+    wait_for(lambda: all_finished(ids), timeout=840, message=f"two hundred validations (log: {log})")
     assert statuses(ids) == {Status.SUCCEEDED: 200}, {
         r.reason for r in Run.objects.filter(pk__in=ids).exclude(status=Status.SUCCEEDED)
     }

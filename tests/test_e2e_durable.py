@@ -217,9 +217,11 @@ def test_a_worker_killed_with_sigkill_has_its_runs_ended_within_twenty_seconds(p
 
 
 def test_a_call_longer_than_the_stale_threshold_keeps_its_run_alive(provider, alice, clusters):
-    """H5: the host writes heartbeats while the run waits, so recovery never takes a long call for a crash."""
+    """H5: the host writes heartbeats while the run waits, so the other worker's recovery (every 0.5 s, stale
+    after 3 s) never takes an 8-second call for a crash. (A host never recovers its own runs: two workers.)"""
     provider.push({"delay": 8})
-    clusters("q", RUN_STALE_SECONDS="3", RUN_RECOVERY_EVERY_SECONDS="0.5", RUN_HEARTBEAT_SECONDS="0.5"
+    clusters(
+        "q", Q_WORKERS="2", RUN_STALE_SECONDS="3", RUN_RECOVERY_EVERY_SECONDS="0.5", RUN_HEARTBEAT_SECONDS="0.5"
     )  # fmt: skip
     run = submit(alice, "Long call")
     wait_for(lambda: Run.objects.get(pk=run.pk).is_finished, timeout=240, message="the run")

@@ -209,6 +209,16 @@ def current() -> RunHost:
         return _host
 
 
+def hosted_here() -> list[str]:
+    """The runs this process hosts (none if it hosts no runs): alive, whatever their heartbeat says."""
+    with _host_lock:
+        host = _host
+    if host is None:
+        return []
+    with host._lock:
+        return list(host.hosted)
+
+
 def start_in_worker(**kwargs: Any) -> None:
     """django-q2's post_spawn: a new worker process starts hosting at once, so queued runs never wait for a
     task to be delivered to it. A SIGTERM sent to the worker itself (a whole process group stopped) drains

@@ -14,10 +14,10 @@ def execute_run(run_id: str) -> str:
 
 
 def recover_stale_runs() -> str:
-    from .host import current
+    from .host import hosted_here
     from .recovery import recover_stale_runs as recover
 
-    return f"recovered {len(recover(alive=list(current().hosted)))}"
+    return f"recovered {len(recover(alive=hosted_here()))}"
 
 
 def purge_old_runs() -> str:

@@ -30,8 +30,10 @@ RUN python3.11 -m venv /opt/venv \
     && pip check
 
 COPY . .
-# The code belongs to root and is read-only for the app user; only /data (the volume) is writable.
-RUN useradd --uid 1000 --create-home --shell /usr/sbin/nologin app \
+# The code belongs to root and is read-only for the app user; only /data (the volume) is writable. Its
+# bytecode is compiled here, as it cannot be written at run time.
+RUN python -m compileall -q /app \
+    && useradd --uid 1000 --create-home --shell /usr/sbin/nologin app \
     && mkdir -p /data \
     && chown app:app /data
 USER app

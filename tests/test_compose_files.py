@@ -94,7 +94,7 @@ def test_the_health_check_asks_for_the_first_plain_allowed_host(monkeypatch):
     assert healthcheck.host() == "127.0.0.1"
 
 
-@pytest.mark.parametrize(("status", "exit_code"), [(200, 0), (400, 1), (None, 1)])
+@pytest.mark.parametrize(("status", "exit_code"), [(200, 0), (204, 1), (400, 1), (None, 1)])
 def test_the_health_check_passes_only_when_the_login_page_answers_200(monkeypatch, status, exit_code):
     seen: list[str] = []
 

@@ -174,8 +174,9 @@ def first_deployment(stack: Stack) -> Saved:
 
 
 def after_redeploy(stack: Stack, saved: Saved) -> None:
-    with step("redeploy: podman-compose down, then up (new containers, same volumes)"):
+    with step("redeploy, 1: podman-compose down (the containers go, the volumes stay)"):
         stack.down()
+    with step("redeploy, 2: podman-compose up (new containers on the same volumes)"):
         stack.up()
         stack.wait_until_serving()
     with step("the admin account is kept (same password; no new one printed)"):

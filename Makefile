@@ -8,7 +8,7 @@ SANDBOX_VENV := .venv-sandbox
 SANDBOX_STAMP := $(SANDBOX_VENV)/.installed
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install sandbox-env run test lint pytest format audit clean bench lock
+.PHONY: install sandbox-env run test lint pytest format audit clean bench lock compose-test
 
 install: $(STAMP) $(SANDBOX_STAMP)
 
@@ -67,6 +67,12 @@ test: lint pytest
 # Benchmarks, outside `make test`: writes bench/results.md (see bench/__main__.py).
 bench: install
 	$(BIN)/python -m bench
+
+# The Compose launch for real (outside `make test`; CI runs it last): builds the image with podman on a Debian
+# base made by debootstrap, starts docker-compose.yml on SQLite and on PostgreSQL, runs a workflow over HTTP,
+# redeploys and checks nothing was lost (scripts/compose_test/). Needs root and podman, runc, debootstrap.
+compose-test: install
+	$(BIN)/python -m scripts.compose_test $(if $(PROFILE),--profile $(PROFILE))
 
 format: install
 	$(BIN)/ruff format .

@@ -54,8 +54,31 @@ ensure_env() {
   fi
 }
 
+wait_for_database() {
+  # Under Compose the PostgreSQL container may still be starting: wait up to 60 s for a first connection.
+  case "${DATABASE_URL:-}" in postgres*) ;; *) return 0 ;; esac
+  "$PYTHON" - <<'PY'
+import os
+import sys
+import time
+
+import psycopg
+
+deadline = time.monotonic() + 60
+while True:
+    try:
+        psycopg.connect(os.environ["DATABASE_URL"], connect_timeout=3).close()
+        break
+    except psycopg.OperationalError as exc:
+        if time.monotonic() > deadline:
+            sys.exit(f"The database (DATABASE_URL) accepted no connection within 60 s: {exc}")
+        time.sleep(1)
+PY
+}
+
 prepare() {
   ensure_env
+  wait_for_database
   manage migrate --noinput
   manage collectstatic --noinput --verbosity 0
   manage sync_workflows

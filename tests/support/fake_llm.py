@@ -79,7 +79,13 @@ class Faults:
 
 class FakeLLM:
     def __init__(
-        self, flavour: str = "openai", *, usage: str = "fixed", fill: bool = False, faults: Faults | None = None
+        self,
+        flavour: str = "openai",
+        *,
+        usage: str = "fixed",
+        fill: bool = False,
+        faults: Faults | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         if usage not in ("fixed", "measured"):
             raise ValueError("usage is 'fixed' or 'measured'")
@@ -98,7 +104,9 @@ class FakeLLM:
         self._stopping = threading.Event()  # ends hangs and stalls when the server stops
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        # Another host: an address containers reach (make compose-test binds it to the compose network's gateway).
+        self.host = host
+        self.server = ThreadingHTTPServer((host, 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -108,7 +116,7 @@ class FakeLLM:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}" + ("/v1" if self.flavour == "openai" else "")
+        return f"http://{self.host}:{self.port}" + ("/v1" if self.flavour == "openai" else "")
 
     def start(self) -> FakeLLM:
         self.thread.start()

@@ -1,0 +1,1 @@
+"""Scripts run beside the platform: the image health check, `make compose-test`."""

@@ -1,0 +1,1 @@
+"""`make compose-test` (see __main__.py)."""

@@ -42,3 +42,21 @@ class AccessToken(models.Model):
 
     def allows(self, scope: str) -> bool:
         return scope == Scope.READ or self.scope == Scope.RUN
+
+
+class IdempotentRequest(models.Model):
+    """An `Idempotency-Key` a user sent with POST /runs, and the run it started: a retry of the same request
+    answers that run instead of starting another. Claimed (run empty) before the run is started, so two
+    requests racing with one key start one run."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200)
+    body_hash = models.CharField(max_length=64)
+    run = models.ForeignKey("runs.Run", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="unique_idempotency_key")]
+
+    def __str__(self) -> str:
+        return self.key

@@ -98,6 +98,7 @@ def authenticate(secret: str, *, ip: str | None = None) -> AccessToken | None:
             window_start=window,
         )
         count = AccessToken.objects.values_list("window_count", flat=True).get(pk=token.pk)
+    token.window_count = count  # the rate-limit headers say what is left
     if count > settings.API_TOKEN_REQUESTS_PER_MINUTE:
         raise Throttled(retry_after=max(1, int((window + WINDOW - now).total_seconds()) + 1))
     return token

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from ninja import NinjaAPI
@@ -19,6 +20,7 @@ from runs.services import FullRunLocked, QueueFull, RunRefused
 from .tokens import Throttled
 
 log = logging.getLogger(__name__)
+QUEUE_FULL_RETRY_SECONDS = 30  # a run takes minutes; asking again within seconds would only be refused again
 
 
 class ApiError(Exception):
@@ -89,6 +91,8 @@ def install(api: NinjaAPI) -> None:
 
     @handle(HttpError)
     def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        if exc.status_code == 400:  # django-ninja's only 400: a body that is not JSON
+            return error_response(422, "invalid_request", "The request body is not valid JSON.", errors={})
         return error_response(exc.status_code, f"http_{exc.status_code}", str(exc.message))
 
     @handle(ValidationError)
@@ -107,7 +111,9 @@ def install(api: NinjaAPI) -> None:
     @handle(RunRefused)
     def _refused(request: HttpRequest, exc: RunRefused) -> HttpResponse:
         if isinstance(exc, QueueFull):
-            return error_response(429, "queue_full", str(exc))
+            response = error_response(429, "queue_full", str(exc))
+            response["Retry-After"] = str(QUEUE_FULL_RETRY_SECONDS)
+            return response
         if isinstance(exc, FullRunLocked):
             return error_response(409, "full_run_locked", str(exc))
         return error_response(409, "run_refused", str(exc))
@@ -120,6 +126,9 @@ def install(api: NinjaAPI) -> None:
     def _throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:
         response = error_response(429, "throttled", str(exc))
         response["Retry-After"] = str(exc.retry_after)
+        response["RateLimit-Limit"] = str(settings.API_TOKEN_REQUESTS_PER_MINUTE)
+        response["RateLimit-Remaining"] = "0"
+        response["RateLimit-Reset"] = str(exc.retry_after)
         return response
 
     @handle(Exception)

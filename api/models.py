@@ -22,6 +22,8 @@ class AccessToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     last_used_ip = models.GenericIPAddressField(null=True, blank=True)
+    # Not a column: the owner's request count this minute, set by tokens.authenticate for the rate-limit headers.
+    window_count = 0
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: the token never expires.")
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_by = models.ForeignKey(
@@ -57,3 +59,21 @@ class RequestWindow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.window_start:%H:%M}: {self.count} requests"
+
+
+class IdempotentRequest(models.Model):
+    """An `Idempotency-Key` a user sent with POST /runs, and the run it started: a retry of the same request
+    answers that run instead of starting another. Claimed (run empty) before the run is started, so two
+    requests racing with one key start one run."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200)
+    body_hash = models.CharField(max_length=64)
+    run = models.ForeignKey("runs.Run", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="unique_idempotency_key")]
+
+    def __str__(self) -> str:
+        return self.key

@@ -4,14 +4,13 @@ so the rules (progression, caps, budgets, queue limit, someone else's run is a 4
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
-from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, StreamingHttpResponse
-from ninja import Router
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from ninja import Query, Router
 from pydantic import ValidationError as PydanticError
 
 from catalog.access import get_workflow_for_user
@@ -24,16 +23,27 @@ from runs.models import Mode, Run
 from runs.services import request_cancel, rerun, resume_run, start_from, start_run
 from settings_app.audit import client_ip
 
-from . import events, serialize
+from . import events, idempotency, paging, serialize
 from .auth import require
 from .errors import ApiError
 from .event_hub import AsyncStream
+from .model_check import require_offered_model
 from .models import Scope
-from .schemas import ERRORS, ArtifactOut, ErrorOut, RunIn, RunOut, RunPageOut
+from .schemas import ERRORS, ArtifactPageOut, Day, ErrorOut, RunIn, RunOut, RunPageOut
 
 router = Router(tags=["runs"])
 NEW_RUN = {201: RunOut, ERRORS: ErrorOut}
-MAX_PER_PAGE = 100
+IDEMPOTENCY = {
+    "parameters": [
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "description": "Any unique string (a UUID): a retry with the same key and body answers the same run.",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+        }
+    ]
+}
 
 
 def _run(request: HttpRequest, run_id: UUID) -> Run:
@@ -44,12 +54,12 @@ def _run(request: HttpRequest, run_id: UUID) -> Run:
 def list_runs(
     request: HttpRequest,
     workflow: str = "",
-    status: str = "",
-    mode: str = "",
-    since: str = "",
-    until: str = "",
-    page: int = 1,
-    per_page: int = 25,
+    status: Literal["", "queued", "running", "succeeded", "failed", "cancelled", "stopped"] = "",
+    mode: Literal["", "validate", "test", "full"] = "",
+    since: Day | None = None,
+    until: Day | None = None,
+    after: str = Query("", max_length=400, pattern=paging.CURSOR_PATTERN, description=paging.AFTER),
+    limit: int = Query(paging.DEFAULT_LIMIT, ge=1, le=paging.MAX_LIMIT),
 ) -> Any:
     """Runs I may see (mine; an operator sees everyone's), newest first, filtered like the history page."""
     require(request, Scope.READ)
@@ -58,32 +68,40 @@ def list_runs(
     if form.is_bound and not form.is_valid():
         errors = {name: " ".join(str(m) for m in messages) for name, messages in form.errors.items()}
         raise ApiError(422, "invalid_request", "Some filters are not valid.", errors=errors)
-    runs = form.apply(visible_runs(request.user)).order_by("-created_at").prefetch_related("artifacts")
-    paginator = Paginator(runs, max(1, min(per_page, MAX_PER_PAGE)))
-    current = paginator.get_page(page)
-    return {
-        "items": [serialize.run(request, r) for r in current],
-        "count": paginator.count,
-        "page": current.number,
-        "pages": paginator.num_pages,
-    }
+    runs = form.apply(visible_runs(request.user)).prefetch_related("artifacts")
+    items, next_page = paging.page_of_runs(request, runs, after, limit)
+    return {"items": [serialize.run(request, r) for r in items], "next": next_page}
 
 
-@router.post("/runs", response=NEW_RUN, url_name="start_run")
-def create_run(request: HttpRequest, payload: RunIn) -> Any:
-    """Start a run. A full run needs a passed test run with the same inputs (409 full_run_locked)."""
+def _created(response: HttpResponse, request: HttpRequest, run: Run) -> tuple[int, dict[str, Any]]:
+    body = serialize.run(request, run)
+    response["Location"] = body["url"]
+    return 201, body
+
+
+@router.post("/runs", response=NEW_RUN, url_name="start_run", openapi_extra=IDEMPOTENCY)
+def create_run(request: HttpRequest, payload: RunIn, response: HttpResponse) -> Any:
+    """Start a run. A full run needs a passed test run with the same inputs (409 full_run_locked). With an
+    `Idempotency-Key` header, a retried request answers the run the first one started."""
     require(request, Scope.RUN)
     version = get_workflow_for_user(request.user, payload.workflow).current_version
     assert version is not None
-    run = start_run(
-        workflow_version=version,
-        user=request.user,
-        inputs=payload.inputs,
-        mode=payload.mode,
-        models=[payload.model] if payload.model else None,
-        budget_usd=payload.budget_usd,
-    )
-    return 201, serialize.run(request, run)
+    if payload.model:
+        require_offered_model(version.spec, payload.model)
+
+    def start() -> Run:
+        return start_run(
+            workflow_version=version,
+            user=request.user,
+            inputs=payload.inputs,
+            mode=payload.mode,
+            models=[payload.model] if payload.model else None,
+            budget_usd=payload.budget_usd,
+        )
+
+    key = request.headers.get("Idempotency-Key", "")
+    run = idempotency.once(request.user, key, payload.model_dump(mode="json"), start) if key else start()
+    return _created(response, request, run)
 
 
 MULTIPART = {
@@ -158,47 +176,58 @@ def cancel_run(request: HttpRequest, run_id: UUID) -> Any:
     return 202, serialize.run(request, run)
 
 
-def _again(request: HttpRequest, run_id: UUID, make: Callable[[Run], Run]) -> Any:
+def _again(request: HttpRequest, response: HttpResponse, run_id: UUID, make: Callable[[Run], Run]) -> Any:
     require(request, Scope.RUN)
-    return 201, serialize.run(request, make(_run(request, run_id)))
+    return _created(response, request, make(_run(request, run_id)))
 
 
 @router.post("/runs/{uuid:run_id}/resume", response=NEW_RUN, url_name="resume_run")
-def resume(request: HttpRequest, run_id: UUID) -> Any:
+def resume(request: HttpRequest, run_id: UUID, response: HttpResponse) -> Any:
     """A new run that continues a failed, cancelled or stopped one from its first unfinished step."""
-    return _again(request, run_id, lambda run: resume_run(run, actor=request.user, ip=client_ip(request)))
+    return _again(request, response, run_id, lambda run: resume_run(run, actor=request.user, ip=client_ip(request)))
 
 
 @router.post("/runs/{uuid:run_id}/rerun", response=NEW_RUN, url_name="rerun_run")
-def rerun_run(request: HttpRequest, run_id: UUID) -> Any:
+def rerun_run(request: HttpRequest, run_id: UUID, response: HttpResponse) -> Any:
     """A new run with the same version, inputs and models."""
-    return _again(request, run_id, lambda run: rerun(run, user=request.user))
+    return _again(request, response, run_id, lambda run: rerun(run, user=request.user))
 
 
 @router.post("/runs/{uuid:run_id}/replay", response=NEW_RUN, url_name="replay_run")
-def replay_run(request: HttpRequest, run_id: UUID) -> Any:
+def replay_run(request: HttpRequest, run_id: UUID, response: HttpResponse) -> Any:
     """A rerun that reuses cached responses at no cost."""
-    return _again(request, run_id, lambda run: rerun(run, user=request.user, replay=True))
+    return _again(request, response, run_id, lambda run: rerun(run, user=request.user, replay=True))
 
 
 @router.post("/runs/{uuid:run_id}/full", response=NEW_RUN, url_name="full_run")
-def full_run(request: HttpRequest, run_id: UUID) -> Any:
+def full_run(request: HttpRequest, run_id: UUID, response: HttpResponse) -> Any:
     """A full run with the inputs and models of this (passed) test run."""
     return _again(
         request,
+        response,
         run_id,
         lambda run: start_from(run, user=request.user, mode=Mode.FULL),
     )
 
 
-@router.get("/runs/{uuid:run_id}/artifacts", response={200: list[ArtifactOut], ERRORS: ErrorOut}, url_name="artifacts")
-def list_artifacts(request: HttpRequest, run_id: UUID) -> Any:
+@router.get("/runs/{uuid:run_id}/artifacts", response={200: ArtifactPageOut, ERRORS: ErrorOut}, url_name="artifacts")
+def list_artifacts(
+    request: HttpRequest,
+    run_id: UUID,
+    after: str = Query("", max_length=400, pattern=paging.CURSOR_PATTERN, description=paging.AFTER),
+    limit: int = Query(paging.DEFAULT_LIMIT, ge=1, le=paging.MAX_LIMIT),
+) -> Any:
+    """The run's files, by name."""
     require(request, Scope.READ)
     run = _run(request, run_id)
-    return [serialize.artifact(request, run, a) for a in artifacts_of(run)]
+    items, next_page = paging.page_by_name(request, artifacts_of(run), lambda a: a.name, after, limit)
+    return {"items": [serialize.artifact(request, run, a) for a in items], "next": next_page}
 
 
-FILE = {"description": "The file", "content": {"application/octet-stream": {"schema": {"type": "string"}}}}
+FILE = {  # served with the type of its name (runs.models.Artifact.content_type)
+    "description": "The file, as an attachment",
+    "content": {media: {"schema": {"type": "string"}} for media in ("text/markdown", "application/json", "text/plain")},
+}
 
 
 @router.get(

@@ -2,12 +2,46 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from ninja import Field, Schema
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+
+from runs.money import usd_text
+
+# Money leaves the platform as a decimal string, exact and without exponent ("0", "0.00012"): in the API, in
+# events and in `runworkflow --json` alike (docs/api.md).
+Money = Annotated[
+    Decimal,
+    PlainSerializer(usd_text, return_type=str, when_used="always"),
+    WithJsonSchema({"type": "string", "format": "decimal", "pattern": r"^-?\d+(\.\d+)?$", "examples": ["0.00012"]}),
+]
+
+# A budget in: a positive JSON number or decimal string (the string form keeps every digit).
+BudgetIn = Annotated[
+    Decimal,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0},
+                {"type": "string", "pattern": r"^(0*[1-9]\d*(\.\d+)?|0*\.\d*[1-9]\d*|0+\.\d*[1-9]\d*)$"},
+            ]
+        }
+    ),
+]
+
+
+def _iso_day(value: Any) -> Any:
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("Use a day as YYYY-MM-DD.")  # not a number of seconds, as pydantic would accept
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_iso_day)]
 
 # The error statuses every endpoint may answer (django-ninja's codes_4xx leaves out 422).
 ERRORS = frozenset({400, 401, 403, 404, 409, 413, 422, 429})
@@ -41,8 +75,8 @@ class WorkflowOut(Schema):
 
 class EstimateOut(Schema):
     model: str
-    test: Decimal | None = Field(description="Upper estimate in USD of a test run; null when unpriced.")
-    full: Decimal | None
+    test: Money | None = Field(description="Upper estimate in USD of a test run; null when unpriced.")
+    full: Money | None
 
 
 class WorkflowDetailOut(WorkflowOut):
@@ -56,7 +90,7 @@ class RunIn(Schema):
     mode: Literal["validate", "test", "full"] = "test"
     inputs: dict[str, Any] = Field(default_factory=dict)
     model: str | None = Field(None, description="provider/model; the default connection's model when absent.")
-    budget_usd: Decimal | None = Field(None, gt=0, description="Lower the run's budget below the workflow's cap.")
+    budget_usd: BudgetIn | None = Field(None, gt=0, description="Lower the run's budget below the workflow's cap.")
 
 
 class ArtifactOut(Schema):
@@ -108,9 +142,9 @@ class RunOut(Schema):
     inputs: dict[str, Any]
     requested_models: list[str]
     model_used: str
-    budget_usd: Decimal | None
-    estimated_cost_usd: Decimal | None
-    cost_usd: Decimal
+    budget_usd: Money | None
+    estimated_cost_usd: Money | None
+    cost_usd: Money
     cost_unpriced: bool
     tokens: TokensOut
     progress: ProgressOut
@@ -127,8 +161,19 @@ class RunOut(Schema):
     artifacts: list[ArtifactOut]
 
 
+NEXT = "The next page's URL (same filters and limit); null on the last page."
+
+
 class RunPageOut(Schema):
     items: list[RunOut]
-    count: int
-    page: int
-    pages: int
+    next: str | None = Field(description=NEXT)
+
+
+class WorkflowPageOut(Schema):
+    items: list[WorkflowOut]
+    next: str | None = Field(description=NEXT)
+
+
+class ArtifactPageOut(Schema):
+    items: list[ArtifactOut]
+    next: str | None = Field(description=NEXT)

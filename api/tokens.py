@@ -112,22 +112,26 @@ def authenticate(secret: str, *, ip: str | None = None) -> AccessToken | None:
     if token is None:
         return None
     AccessToken.objects.filter(pk=token.pk).update(last_used_at=now, last_used_ip=ip)
-    count_request(token.user_id, now=now)
+    token.window_count = count_request(token.user_id, now=now)  # the rate-limit headers say what is left
     return token
 
 
-def count_request(user_id: int, *, now: datetime) -> None:
+def count_request(user_id: int, *, now: datetime) -> int:
     """Count one request in the user's current clock minute (a new minute starts again at 1), in one
     conditional UPDATE that only counts while under the limit: the row lock (PostgreSQL re-checks the
     condition after it) or the write lock (SQLite) makes the count exact across threads and processes.
-    Raises Throttled past the limit."""
+    Returns the user's count in this minute; raises Throttled past the limit."""
     window = now.replace(second=0, microsecond=0)
     limit = settings.API_TOKEN_REQUESTS_PER_MINUTE
     rows = RequestWindow.objects.filter(user_id=user_id).filter(~Q(window_start=window) | Q(count__lt=limit))
     bump = {"count": Case(When(window_start=window, then=F("count") + 1), default=Value(1)), "window_start": window}
     if rows.update(**bump):
-        return
+        return _count(user_id)
     _, created = RequestWindow.objects.get_or_create(user_id=user_id, defaults={"window_start": window, "count": 1})
     if created or rows.update(**bump):  # the user's first request, or a first made at the same moment
-        return
+        return _count(user_id)
     raise Throttled(retry_after=max(1, int((window + WINDOW - now).total_seconds()) + 1))
+
+
+def _count(user_id: int) -> int:
+    return RequestWindow.objects.values_list("count", flat=True).get(user_id=user_id)

@@ -19,6 +19,6 @@ token_pages = [
 
 urlpatterns = [
     path("v1/", (_patterns, _app, _namespace)),
-    re_path(r"^v1/(?P<rest>.*)$", views.unknown_endpoint),
+    re_path(r"^v1/(?P<rest>(?s:.*))$", views.unknown_endpoint),  # any path, newlines included: JSON 404
     path("tokens/", include((token_pages, "tokens"))),
 ]

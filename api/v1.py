@@ -18,6 +18,19 @@ api = NinjaAPI(
     auth=[TokenAuth(), SessionAuth()],
     # No deep links: they put a link inside each endpoint's button (axe: nested-interactive); templates/ninja.
     docs=Swagger(settings={"persistAuthorization": False, "deepLinking": False}),
+    # Paths are absolute (/api/v1/…): the document is served by the platform it describes, so its one server
+    # is that same origin.
+    servers=[{"url": "/", "description": "This platform (the origin serving this document)"}],
+    openapi_extra={
+        "info": {
+            "contact": {"name": "The platform's operators"},
+            "license": {"name": "Proprietary", "identifier": "LicenseRef-Proprietary"},
+        },
+        "tags": [
+            {"name": "workflows", "description": "The catalog: what can be run, its inputs, caps and costs."},
+            {"name": "runs", "description": "Start, follow, cancel and repeat runs; download their files."},
+        ],
+    },
     docs_url="/docs",
     openapi_url="/openapi.json",
 )

@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from settings_app.audit import client_ip
@@ -40,6 +41,10 @@ def revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     return redirect("tokens:list")
 
 
+@csrf_exempt  # it changes nothing, and a script's POST to a wrong path must read JSON, not the CSRF page
 @login_not_required
 def unknown_endpoint(request: HttpRequest, rest: str = "") -> JsonResponse:
-    return JsonResponse({"code": "not_found", "message": "There is no such API endpoint."}, status=404)
+    message = "There is no such API endpoint."
+    if rest.endswith("/"):
+        message += " API paths have no trailing slash: /api/v1/" + rest.rstrip("/")
+    return JsonResponse({"code": "not_found", "message": message}, status=404)

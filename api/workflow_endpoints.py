@@ -5,28 +5,37 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Router
+from ninja import Query, Router
 
 from catalog.access import enabled_workflows, get_workflow_for_user
 from catalog.inputs import with_skill_choices
 from runs import estimates
 
-from . import serialize
+from . import paging, serialize
 from .auth import require
 from .models import Scope
-from .schemas import ERRORS, ErrorOut, WorkflowDetailOut, WorkflowOut
+from .schemas import ERRORS, ErrorOut, WorkflowDetailOut, WorkflowPageOut
 
 router = Router(tags=["workflows"])
 
 
-@router.get("/workflows", response={200: list[WorkflowOut], ERRORS: ErrorOut}, url_name="workflows")
-def list_workflows(request: HttpRequest, persona: str = "", q: str = "", tag: str = "", skill: str = "") -> Any:
-    """Enabled workflows: `q` searches title, summary, tags and skill names; the others filter exactly."""
+@router.get("/workflows", response={200: WorkflowPageOut, ERRORS: ErrorOut}, url_name="workflows")
+def list_workflows(
+    request: HttpRequest,
+    persona: str = Query("", max_length=40),
+    q: str = Query("", max_length=100),
+    tag: str = Query("", max_length=40),
+    skill: str = Query("", max_length=100),
+    after: str = Query("", max_length=400, pattern=paging.CURSOR_PATTERN, description=paging.AFTER),
+    limit: int = Query(paging.DEFAULT_LIMIT, ge=1, le=paging.MAX_LIMIT),
+) -> Any:
+    """Enabled workflows by slug: `q` searches title, summary, tags and skill names; the others filter exactly."""
     require(request, Scope.READ)
-    found = enabled_workflows(query=q.strip()[:100], persona=persona[:40], tag=tag.strip()[:40])
+    found = enabled_workflows(query=q.strip(), persona=persona, tag=tag.strip())
     if skill:
         found = [w for w in found if w.latest_version and skill in w.latest_version.spec.get("skills", [])]
-    return [serialize.workflow(request, w) for w in found]
+    items, next_page = paging.page_by_name(request, found, lambda w: w.slug, after, limit)
+    return {"items": [serialize.workflow(request, w) for w in items], "next": next_page}
 
 
 @router.get("/workflows/{slug}", response={200: WorkflowDetailOut, ERRORS: ErrorOut}, url_name="workflow")

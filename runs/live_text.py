@@ -4,7 +4,7 @@ every call are kept however they fell between flushes."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
@@ -25,13 +25,10 @@ def save_texts(controls: Sequence[RunControl]) -> None:
             stack.enter_context(control.save_lock)
         rows: list[RunText] = []
         latest: dict[str, int] = {}
-        for control in controls:
-            texts = control.take_texts()
-            if not texts:
-                continue
-            if control.text_seq is None:
-                last = RunText.objects.filter(run_id=control.run_id).aggregate(seq=Max("seq"), call=Max("call"))
-                control.text_seq, control.call_base = last["seq"] or 0, last["call"] or 0
+        taken = [(control, texts) for control in controls if (texts := control.take_texts())]
+        _number_new(control for control, _ in taken)
+        for control, texts in taken:
+            assert control.text_seq is not None
             for call, step, text in texts:
                 control.text_seq += 1
                 rows.append(
@@ -46,6 +43,18 @@ def save_texts(controls: Sequence[RunControl]) -> None:
             latest[str(control.run_id)] = control.text_seq
         if not rows:
             return
-        with transaction.atomic():  # a stream that sees text_seq finds every row up to it
+        with transaction.atomic(savepoint=False):  # a stream that sees text_seq finds every row up to it
             RunText.objects.bulk_create(rows)
             Run.objects.bulk_update([Run(pk=pk, text_seq=seq) for pk, seq in latest.items()], ["text_seq"])
+
+
+def _number_new(controls: Iterable[RunControl]) -> None:
+    """Where the numbering of runs saved for the first time goes on from, in one query for all of them."""
+    new = {str(control.run_id): control for control in controls if control.text_seq is None}
+    if not new:
+        return
+    last = RunText.objects.filter(run_id__in=list(new)).values("run_id").annotate(seq=Max("seq"), call=Max("call"))
+    found = {str(row["run_id"]): row for row in last}
+    for run_id, control in new.items():
+        row = found.get(run_id, {})
+        control.text_seq, control.call_base = row.get("seq") or 0, row.get("call") or 0

@@ -67,7 +67,7 @@ def test_real_responses_match_the_description(document, alice, bob, catalog):
         ("get", "/api/v1/workflows/learn-agentic-ai", api.get("/api/v1/workflows/learn-agentic-ai")),
         ("get", "/api/v1/workflows/x/schema", api.get("/api/v1/workflows/learn-agentic-ai/schema")),
         ("get", "/api/v1/workflows/x", api.get("/api/v1/workflows/nope")),
-        ("get", "/api/v1/runs", api.get("/api/v1/runs?per_page=2")),
+        ("get", "/api/v1/runs", api.get("/api/v1/runs?limit=2")),
         ("get", "/api/v1/runs", api.get("/api/v1/runs?status=exploded")),
         ("get", "/api/v1/runs", Client().get("/api/v1/runs")),
         ("get", f"/api/v1/runs/{run.pk}", api.get(f"/api/v1/runs/{run.pk}")),

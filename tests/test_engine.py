@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from providers import services as provider_services
 from runs import dispatch, pipeline, services
-from runs.models import Artifact, Mode, Run, Status, UserBudget
+from runs.models import Artifact, Mode, Run, RunText, Status, UserBudget
 
 from .factories import RunFactory, UserFactory
 from .support.fake_llm import fake_llm
@@ -327,13 +327,21 @@ def test_a_host_watches_all_its_runs_with_a_fixed_number_of_queries(catalog, ali
     host.hosted = {str(r.pk): RunControl(r.pk) for r in runs}
     for control in host.hosted.values():
         control.on_text("streamed ")
-    # One query for every cancel flag, one statement for every run's streamed text: not one per run.
-    with django_assert_num_queries(2):
+    # One query for every cancel flag; for every run's streamed text, where its numbering goes on from (the
+    # first time only), its rows, their number and the page's live text: a fixed count, not one per run.
+    with django_assert_num_queries(5):
         host._watch(dict(host.hosted))
         host._flush(dict(host.hosted))
+    for control in host.hosted.values():
+        control.on_text("more ")
+    with django_assert_num_queries(3):
+        host._flush(dict(host.hosted))
+    assert RunText.objects.filter(run__in=runs).count() == 2 * hosted
     assert host.hosted[str(runs[-1].pk)].why == "cancel"
     assert not any(c.stop.is_set() for c in list(host.hosted.values())[:-1])
-    assert set(Run.objects.filter(pk__in=[r.pk for r in runs]).values_list("live_output", flat=True)) == {"streamed "}
+    assert set(Run.objects.filter(pk__in=[r.pk for r in runs]).values_list("live_output", flat=True)) == {
+        "streamed more "
+    }
 
 
 @pytest.mark.django_db

@@ -143,3 +143,28 @@ def test_a_signal_cancels_the_run_and_exits_5_within_two_seconds(catalog, sig, d
     assert elapsed < 2.0, f"took {elapsed:.1f} s: {err}"
     assert "Traceback" not in err
     assert Run.objects.get().cancel_requested
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+# From the moment manage.py runs (the interpreter needs ~0.1 s to get there; before, no Python code can answer).
+@pytest.mark.parametrize("after", [0.4, 1.2, 2.5])
+def test_a_signal_at_any_moment_of_start_up_ends_with_one_json_line_and_exit_5(catalog, sig, after):
+    process = start("learn-agentic-ai", "--input", "topic=Signals")
+    time.sleep(after)
+    process.send_signal(sig)
+    code, result, err = finish(process, timeout=30)
+    assert "Traceback" not in err
+    if code == 0:  # the run had time to finish first: nothing to interrupt
+        assert result["status"] == "succeeded"
+        return
+    assert (code, result["status"], result["exit_code"]) == (5, "cancelled", 5), err
+    made = Run.objects.filter(pk=result["run_id"]).first() if result["run_id"] else None
+    assert result["run_id"] is None or made is not None
+    assert Run.objects.count() == (1 if made else 0)
+
+
+def test_every_json_line_has_a_run_id_null_when_no_run_was_made(catalog):
+    code, result, _ = runworkflow("learn-agentic-ai", "--bogus")
+    assert (code, result["exit_code"], result["run_id"]) == (2, 2, None)
+    code, result, _ = runworkflow("no-such-workflow")
+    assert (code, result["run_id"]) == (2, None)

@@ -33,6 +33,7 @@ from providers.services import ConnectionError_, import_environment
 from runs import files as run_files
 from runs import services
 from runs.models import Mode, Run, Status
+from runs.money import usd_text
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +102,20 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.as_json = options["json"]
+        # Until a run exists (it installs its own, which cancel it), a signal ends the command with its line.
+        previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             self._handle(options)
+        except _Interrupted as stop:
+            self._refuse(CANCELLED, f"{stop.name} before the run started: nothing was run.", status="cancelled")
         except (CommandError, SystemExit):
             raise
         except Exception as exc:  # the JSON promise holds even for a bug: say so on the last line
             log.exception("runworkflow failed")
             self._refuse(FAILED, f"Internal error: {type(exc).__name__}. See the log for details.")
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def _handle(self, options: dict[str, Any]) -> None:
         if options["cancel"]:
@@ -171,7 +179,8 @@ class Command(BaseCommand):
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             for sig, handler in previous.items():
-                signal.signal(sig, handler)
+                # The run has ended: a signal now must not interrupt the report, the one line that says so.
+                signal.signal(sig, signal.SIG_IGN if sig in (signal.SIGINT, signal.SIGTERM) else handler)
         run.refresh_from_db()
         self._report(run)
 
@@ -231,13 +240,14 @@ class Command(BaseCommand):
 
     # -- results -----------------------------------------------------------------------------------------
     def _emit(self, result: dict[str, Any]) -> None:
+        result.setdefault("run_id", None)  # on every path: null when no run was made
         self.stdout.write(json.dumps(result))
         self.stdout.flush()
 
-    def _refuse(self, code: int, reason: str, run: Run | None = None) -> NoReturn:
+    def _refuse(self, code: int, reason: str, run: Run | None = None, status: str = "") -> NoReturn:
         """End before (or instead of) a run: one JSON line with --json, one line on stderr, the exit code."""
         if self.as_json:
-            status = "error" if code in (USAGE, FAILED) else "refused"
+            status = status or ("error" if code in (USAGE, FAILED) else "refused")
             self._emit({"status": status, "reason": reason, "exit_code": code, "run_id": str(run.pk) if run else None})
         raise CommandError(reason, returncode=code)
 
@@ -264,9 +274,10 @@ class Command(BaseCommand):
                     "reason": reason,
                     "exit_code": code,
                     "model": run.model_used,
-                    "cost_usd": None if run.cost_unpriced and not run.cost_usd else float(run.cost_usd),
+                    # Money as in the API and events: exact decimal strings (docs/api.md)
+                    "cost_usd": None if run.cost_unpriced and not run.cost_usd else usd_text(run.cost_usd),
                     "cost_unpriced": run.cost_unpriced,
-                    "estimated_cost_usd": None if run.estimated_cost_usd is None else float(run.estimated_cost_usd),
+                    "estimated_cost_usd": usd_text(run.estimated_cost_usd),
                     "tokens": {
                         "prompt": run.prompt_tokens,
                         "completion": run.completion_tokens,
@@ -379,6 +390,18 @@ class Command(BaseCommand):
             self._emit({"status": "cancel_requested", "reason": "", "exit_code": SUCCEEDED, "run_id": str(run.pk)})
         else:
             self.stdout.write(f"Cancel requested for run {run_id}.")
+
+
+class _Interrupted(BaseException):  # not an Exception: nothing on the way may swallow it
+    """SIGINT or SIGTERM before the run existed."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(name)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise _Interrupted(signal.Signals(signum).name)
 
 
 class _Abandoned(BaseException):  # not an Exception: the pipeline's `except Exception` must not catch it

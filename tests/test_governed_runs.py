@@ -25,21 +25,6 @@ from .support.fake_llm import fake_llm
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def openai(catalog):
-    with fake_llm("openai") as server:
-        provider_services.save_connection(
-            actor=None,
-            ip=None,
-            provider="openai",
-            label="Fake",
-            api_key="sk-governed-0123456789abcdefghij",
-            api_base=server.base_url,
-            allow_private_network=True,
-        )
-        yield server
-
-
 def run_now(catalog, user, mode=Mode.TEST, **kwargs) -> Run:
     run = services.start_run(
         workflow_version=catalog.latest_version, user=user, inputs={}, mode=mode, queue=False, **kwargs

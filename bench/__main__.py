@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-SUITES = ["engine", "pages"]
+SUITES = ["engine", "pages", "faults"]
 RESULTS = Path(__file__).resolve().parent / "results.md"
 
 

@@ -4,7 +4,6 @@ Each one leaves an audit event (never the secret)."""
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
@@ -222,36 +221,6 @@ def rotate_keys(*, actor: Any = None) -> int:
         record(AuditAction.ROTATED, conn, actor=actor)
         count += 1
     return count
-
-
-CHECK_TTL_SECONDS = 300
-
-
-def check_reachable(target: Target) -> tuple[bool, str, llm.LLMResult | None]:
-    """Validation's connection check: at most one minimal call, skipped when the connection passed a check in
-    the last few minutes. A busy provider (429, 5xx, timeout) passes: the run's retry loop deals with it.
-    Returns (usable, what was found, the call's result so the run can count what it cost)."""
-    if target.is_offline or target.connection_id is None:
-        return True, "built in", None
-    connection = ProviderConnection.objects.get(pk=target.connection_id)
-    recent = timezone.now() - timedelta(seconds=CHECK_TTL_SECONDS)
-    if (
-        connection.status == ConnectionStatus.CONNECTED
-        and connection.last_tested_at
-        and connection.last_tested_at > recent
-    ):
-        return True, "checked recently", None
-    try:
-        result = _ping(target, max_tokens=1)
-    except llm.ProviderError as exc:
-        if exc.retryable:
-            return True, f"busy ({exc.kind}); the run will retry", None
-        if exc.kind == "unknown_model":  # this run's model, not the connection, is wrong
-            return False, exc.message, None
-        _remember(connection, False, _for_operators(exc))
-        return False, exc.message, None
-    _remember(connection, True, "Connected.")
-    return True, "connected", result
 
 
 def _ping(target: Target, *, max_tokens: int) -> llm.LLMResult:

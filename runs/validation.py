@@ -14,10 +14,10 @@ from catalog import inputs as run_inputs
 from catalog.access import skill_by_ref
 from catalog.models import SkillVersion
 from providers import llm, pricing
+from providers.checks import check_reachable
 from providers.crypto import EncryptionNotConfigured, SecretUnreadable
 from providers.models import ProviderConnection
 from providers.resolution import ModelNotAvailable, Target, resolve_for_run
-from providers.services import check_reachable
 from providers.ssrf import UnsafeURL
 from settings_app import audit
 from settings_app.models import AuditAction
@@ -59,6 +59,9 @@ class Validation:
         raise NotImplementedError
 
     def _record(self, call: dict[str, Any], result: llm.LLMResult, target: Target) -> None:
+        raise NotImplementedError
+
+    def _stopped(self, why: str, detail: str = "") -> RunStopped:
         raise NotImplementedError
 
     # -- validate --------------------------------------------------------------------------------------
@@ -153,16 +156,19 @@ class Validation:
         checks.append({"check": "progression", "ok": True, "skipped": bool(reason)})
 
     def _check_connection(self, checks: list[dict[str, Any]]) -> None:
-        """At most one minimal call per connection; a connection that refuses is dropped for its fallback."""
+        """At most one minimal call per connection (shared with every run validating on it meanwhile); a
+        connection that refuses is dropped for its fallback. The check is the platform's call: its cost goes to
+        the connection's platform spend (providers.checks), never to this run."""
         usable = []
         for target in self.targets:
-            ok, found, result = check_reachable(target)
-            checks.append({"check": "connection", "model": target.model, "ok": ok, "found": found})
-            if result is not None:  # the check is a real call: it is counted and priced like any other
-                call: dict[str, Any] = {"purpose": "connection check", "attempts": []}
-                self.trace.validation["connection_check"] = call
-                self._record(call, result, target)
-            if ok:
+            try:
+                outcome = check_reachable(target, self.control)
+            except llm.Interrupted as cut:
+                raise self._stopped(cut.why) from None
+            checks.append({"check": "connection", "model": target.model, "ok": outcome.usable, "found": outcome.found})
+            if outcome.result is not None:
+                self.trace.validation["connection_check"] = platform_call(target, outcome.result)
+            if outcome.usable:
                 usable.append(target)
                 break
         if not usable:
@@ -180,3 +186,18 @@ class Validation:
         return costs.upper_estimate(
             target, self.prices.get(target.model), self.spec, mode, self.run.inputs, self.skills
         )
+
+
+def platform_call(target: Target, result: llm.LLMResult) -> dict[str, Any]:
+    """A connection check as the trace shows it: the platform's call, not counted in the run's cost or tokens."""
+    return {
+        "purpose": "connection check",
+        "paid_by": "platform",
+        "note": "Paid by the platform (the connection's platform spend), not charged to this run.",
+        "model": target.model,
+        "provider": target.provider,
+        "latency_ms": result.latency_ms,
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.completion_tokens,
+        "cost_usd": result.cost_usd,
+    }

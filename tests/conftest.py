@@ -57,6 +57,19 @@ def fake_server() -> Iterator[Callable[..., FakeLLM]]:
         server.stop()
 
 
+@pytest.fixture
+def openai(catalog, fake_server) -> FakeLLM:
+    """An OpenAI stand-in with a saved connection to it (a test may push its script before running)."""
+    from providers import services as provider_services
+
+    server = fake_server("openai")
+    provider_services.save_connection(
+        actor=None, ip=None, provider="openai", label="Fake", api_key="sk-fake-0123456789abcdefghij",
+        api_base=server.base_url, allow_private_network=True,
+    )  # fmt: skip
+    return server
+
+
 @pytest.fixture(autouse=True)
 def _no_real_network(monkeypatch):
     # Belt and braces: no test may reach a real provider, whatever a model name says.

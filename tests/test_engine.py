@@ -14,12 +14,10 @@ from django.db import connection, connections
 from django.test import override_settings
 from django.utils import timezone
 
-from providers import services as provider_services
 from runs import dispatch, pipeline, services
 from runs.models import Artifact, Mode, Run, RunText, Status, UserBudget
 
 from .factories import RunFactory, UserFactory
-from .support.fake_llm import fake_llm
 
 FORM = {"topic": "Memory", "level": "beginner", "session_minutes": 30}
 
@@ -29,16 +27,6 @@ def _warm():
     from providers.llm import warm_up
 
     warm_up()  # as a worker's host does at start: the first run must not spend its time limit loading LiteLLM
-
-
-@pytest.fixture
-def openai(catalog):
-    with fake_llm("openai") as server:
-        provider_services.save_connection(
-            actor=None, ip=None, provider="openai", label="Fake", api_key="sk-engine-0123456789abcdefghij",
-            api_base=server.base_url, allow_private_network=True,
-        )  # fmt: skip
-        yield server
 
 
 def start(catalog, user, **kwargs) -> Run:
@@ -302,16 +290,17 @@ def test_an_artifact_the_disk_refuses_fails_the_run_and_keeps_the_trace_in_the_d
 
 
 @pytest.mark.django_db
-def test_the_connection_check_at_validate_is_counted_in_the_run(catalog, alice, openai):
+def test_the_connection_check_at_validate_is_recorded_as_the_platforms_call(catalog, alice, openai):
     run = start(catalog, alice)
     pipeline.execute(run.pk)
     run.refresh_from_db()
     checks = [r for r in openai.requests if r["body"]["max_tokens"] == 1]
     assert len(checks) == 1  # the connection was never checked before: validation made one real call
-    # Every call is counted: the two steps (100 + 50 tokens each), the check and the quality judge (100 + 50).
-    assert (run.prompt_tokens, run.completion_tokens) == (400, 200)
+    # The run counts its two steps and the quality judge (100 + 50 tokens each); the check is the platform's.
+    assert (run.prompt_tokens, run.completion_tokens) == (300, 150)
     validation = json.loads(Artifact.objects.get(run=run, name="validation.json").file.read())
     assert validation["connection_check"]["prompt_tokens"] == 100
+    assert validation["connection_check"]["paid_by"] == "platform"
     assert Decimal(validation["connection_check"]["cost_usd"]) > 0
 
 
@@ -355,5 +344,6 @@ def test_a_stream_the_network_cuts_is_counted_before_the_retry(catalog, alice, o
     call = trace["steps"][0]["calls"][0]
     [cut] = call["cut_short_attempts"]
     assert cut["estimated"] and cut["completion_tokens"] > 0 and cut["partial_output"].startswith("cut0 cut1")
-    # The check, the cut attempt (counted, estimated), the retry and the second step: all in the run's totals.
-    assert run.completion_tokens == 50 + cut["completion_tokens"] + 50 + 50
+    # The cut attempt (counted, estimated), the retry and the second step are in the run's totals; the
+    # connection check is the platform's.
+    assert run.completion_tokens == cut["completion_tokens"] + 50 + 50

@@ -36,22 +36,6 @@ pytestmark = pytest.mark.django_db
 MODEL = "openai/gpt-4o-mini"
 
 
-@pytest.fixture
-def openai(catalog):
-    with fake_llm("openai") as server:
-        provider_services.save_connection(
-            actor=None,
-            ip=None,
-            provider="openai",
-            label="Fake",
-            api_key="sk-lifecycle-0123456789abcdefghij",
-            api_base=server.base_url,
-            allow_private_network=True,
-        )
-        server.push({})  # the connection check, once
-        yield server
-
-
 def execute(run: Run) -> Run:
     pipeline.execute(run.pk)
     run.refresh_from_db()

@@ -25,21 +25,6 @@ from .support.fake_llm import fake_llm
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def openai(catalog):
-    with fake_llm("openai") as server:
-        provider_services.save_connection(
-            actor=None,
-            ip=None,
-            provider="openai",
-            label="Fake",
-            api_key="sk-governed-0123456789abcdefghij",
-            api_base=server.base_url,
-            allow_private_network=True,
-        )
-        yield server
-
-
 def run_now(catalog, user, mode=Mode.TEST, **kwargs) -> Run:
     run = services.start_run(
         workflow_version=catalog.latest_version, user=user, inputs={}, mode=mode, queue=False, **kwargs
@@ -87,7 +72,8 @@ def test_the_budget_stops_a_run_mid_way_and_keeps_what_it_made(catalog, alice, o
     outline = json.loads(text(run, "trace.json"))["steps"][0]
     assert (outline["prompt_tokens"], outline["completion_tokens"]) == (100, 50)
     check = json.loads(text(run, "validation.json"))["connection_check"]
-    assert Decimal(outline["cost_usd"]) + Decimal(check["cost_usd"]) == run.cost_usd  # the check is counted too
+    assert Decimal(outline["cost_usd"]) == run.cost_usd  # the check is the platform's
+    assert check["paid_by"] == "platform" and Decimal(check["cost_usd"]) > 0
 
 
 def test_an_operator_price_prices_a_model_the_map_lacks(catalog, alice):
@@ -104,9 +90,10 @@ def test_an_operator_price_prices_a_model_the_map_lacks(catalog, alice):
         run = run_now(catalog, alice, models=["openai_compatible/llama3.2"])
     assert run.status == Status.SUCCEEDED, run.reason
     assert not run.cost_unpriced
-    calls = len(server.requests)
-    # 100 in at $1/M + 50 out at $2/M per call, the connection check included
+    calls = len(server.requests) - 1  # the connection check is paid by the platform
+    # 100 in at $1/M + 50 out at $2/M per call
     assert run.cost_usd == Decimal(calls) * Decimal("0.0002")
+    assert ProviderConnection.objects.get().platform_cost_usd == Decimal("0.0002")
 
 
 def test_the_daily_user_budget_and_the_monthly_connection_budget_refuse_at_validate(catalog, alice, openai):

@@ -45,8 +45,9 @@ def parse_cases(text: str) -> list[dict[str, Any]]:
     return cases
 
 
-def _label(inputs: dict[str, Any], position: int) -> str:
-    first = next((str(v) for v in inputs.values() if isinstance(v, str) and v), "")
+def _label(inputs: dict[str, Any], schema: dict[str, Any], position: int) -> str:
+    """The first text input in the schema's order (PostgreSQL's jsonb does not keep the inputs' own order)."""
+    first = next((str(inputs[n]) for n in schema["properties"] if isinstance(inputs.get(n), str) and inputs[n]), "")
     return f"{position}. {first[:100]}" if first else f"Input set {position}"
 
 
@@ -65,7 +66,7 @@ def save_set(*, workflow: Workflow, user: Any, name: str, cases: list[dict[str, 
         eval_set, _ = EvalSet.objects.get_or_create(workflow=workflow, name=name.strip(), defaults={"owner": user})
         eval_set.cases.all().delete()
         EvalCase.objects.bulk_create(
-            EvalCase(eval_set=eval_set, position=i, label=_label(values, i), inputs=values)
+            EvalCase(eval_set=eval_set, position=i, label=_label(values, version.input_schema, i), inputs=values)
             for i, values in enumerate(clean, 1)
         )
         eval_set.save(update_fields=["updated_at"])

@@ -182,7 +182,7 @@ def _rubric(check: dict[str, Any], text: str, files: set[str], judge: Judge) -> 
         return False, 0.0, f"{NO_VERDICT}{exc}", getattr(exc, "call", None)
     weights = {c["name"]: float(c.get("weight", 1)) for c in criteria}
     total = sum(weights.values())
-    score = sum(weights[name] * verdict.scores.get(name, 0.0) for name in weights) / total
+    score = round(sum(weights[name] * verdict.scores.get(name, 0.0) for name in weights) / total, 6)  # 0.7 is 0.7
     lowest = min(weights, key=lambda name: verdict.scores.get(name, 0.0))
     passed = score >= check["threshold"]
     why = f"score {score:.2f}, {'at least' if passed else 'below'} {check['threshold']:g}"

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from .test_runworkflow_exits import runworkflow
+from .test_runworkflow_exits import finish, start
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
+def runworkflow(*args: str) -> tuple[int, dict, str]:
+    return finish(start(*args), timeout=300)  # each process imports LiteLLM: slow on a busy machine
+
+
+@pytest.mark.timeout(900)  # three processes, each importing LiteLLM
 def test_after_a_passed_offline_test_a_full_run_on_another_model_exits_3(catalog):
     code, tested, err = runworkflow("learn-agentic-ai", "--model", "offline/demo")
     assert (code, tested["status"], tested["checks_passed"]) == (0, "succeeded", True), err

@@ -143,3 +143,28 @@ def test_the_run_page_shows_the_checks_as_a_step_of_their_own(catalog, alice, al
     assert 'id="step-checks"' in page and "Quality checks" in page
     assert "Failed: notes-sections" in page and "Passed: no-refusal" in page
     assert "Run full" not in page
+
+
+def test_the_judge_call_is_capped_by_the_runs_budget_before_it_is_made(alice):
+    from decimal import Decimal
+
+    from .factories import WorkflowVersionFactory, minimal_spec
+
+    rubric = {"kind": "rubric", "threshold": 0.5, "criteria": [{"name": "clear", "description": "Plain words."}]}
+    version = WorkflowVersionFactory(spec=minimal_spec(id="judged", checks=[rubric]))
+    with fake_llm("openai") as server:
+        provider_services.save_connection(
+            actor=None, ip=None, provider="openai", label="Fake", api_key="sk-judge-0123456789abcdefghij",
+            api_base=server.base_url, allow_private_network=True,
+        )  # fmt: skip
+        # The step's worst case fits $0.0002; the judge's (its prompt + 400 output tokens) does not, after it.
+        run = services.start_run(
+            workflow_version=version, user=alice, inputs={}, mode=Mode.TEST, models=["openai/gpt-4o-mini"],
+            budget_usd=Decimal("0.0002"), queue=False,
+        )  # fmt: skip
+        pipeline.execute(run.pk)
+    run.refresh_from_db()
+    assert run.status == Status.STOPPED, run.reason
+    assert run.reason.startswith("Stopped at the budget before the quality judge")
+    assert not any(r["body"]["messages"][0]["content"].startswith("You grade") for r in server.requests)
+    assert run.cost_usd <= Decimal("0.0002")

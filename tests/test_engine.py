@@ -344,6 +344,6 @@ def test_a_stream_the_network_cuts_is_counted_before_the_retry(catalog, alice, o
     call = trace["steps"][0]["calls"][0]
     [cut] = call["cut_short_attempts"]
     assert cut["estimated"] and cut["completion_tokens"] > 0 and cut["partial_output"].startswith("cut0 cut1")
-    # The cut attempt (counted, estimated), the retry and the second step are in the run's totals; the
-    # connection check is the platform's.
-    assert run.completion_tokens == cut["completion_tokens"] + 50 + 50
+    # The cut attempt (counted, estimated), the retry, the second step and the quality judge are in the run's
+    # totals; the connection check is the platform's.
+    assert run.completion_tokens == cut["completion_tokens"] + 50 + 50 + 50

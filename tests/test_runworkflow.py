@@ -155,7 +155,13 @@ def test_it_shows_the_models_text_on_stderr_as_it_streams(catalog):
             actor=None, ip=None, provider="openai", label="Stand-in", api_key="sk-cli-stream-0123456789abcdef",
             api_base=server.base_url, allow_private_network=True,
         )  # fmt: skip
-        server.push({}, {"content": "streamed words reach the terminal", "chunk_delay": 0.05})
+        server.push(
+            {},
+            {
+                "content": "## Outline\n\nstreamed words reach the terminal, as references/agent-loop.md says",
+                "chunk_delay": 0.05,
+            },
+        )
         code, out, err = runworkflow("learn-agentic-ai", "--mode", "test", "--model", "openai/gpt-4o-mini", "--json")
     assert code == 0, out
     # Word by word on stderr while the call runs; stdout keeps only the result.

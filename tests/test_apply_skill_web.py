@@ -130,7 +130,7 @@ def test_the_api_starts_a_run_with_files_as_multipart_and_lists_what_it_made(ali
     assert body["inputs"]["files"][0]["name"] == "data.csv" and len(body["inputs"]["files"][0]["sha256"]) == 64
     pipeline.execute(body["id"])
     listed = api.get(f"/api/v1/runs/{body['id']}/artifacts").json()
-    assert "report.xlsx" in {a["name"] for a in listed}
+    assert "report.xlsx" in {a["name"] for a in listed["items"]}
     xlsx = api.get(f"/api/v1/runs/{body['id']}/artifacts/report.xlsx")
     assert b"".join(xlsx.streaming_content)[:2] == b"PK"
 

@@ -22,9 +22,13 @@ def test_a_test_run_that_did_not_pass_never_unlocks_a_full_run(status):
     """P4: the progression's status filter dropped, any test run unlocks Full."""
     test_run = RunFactory(mode=Mode.TEST, status=status, finished_at=timezone.now())
     full = RunFactory(user=test_run.user, workflow_version=test_run.workflow_version, mode=Mode.FULL)
-    assert progression.full_run_blocker(full.workflow_version, full.inputs_hash, user=full.user, exclude=full.pk)
+    assert progression.full_run_blocker(
+        full.workflow_version, full.inputs_hash, user=full.user, exclude=full.pk, model=test_run.model_used
+    )
     Run.objects.filter(pk=test_run.pk).update(status=Status.SUCCEEDED)
-    assert not progression.full_run_blocker(full.workflow_version, full.inputs_hash, user=full.user, exclude=full.pk)
+    assert not progression.full_run_blocker(
+        full.workflow_version, full.inputs_hash, user=full.user, exclude=full.pk, model=test_run.model_used
+    )
 
 
 def _spent(user, connection, cost: str) -> Run:

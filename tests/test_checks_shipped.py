@@ -17,13 +17,18 @@ SHIPPED = sorted(p.stem for p in Path(settings.WORKFLOWS_DIR).glob("*.yaml"))
 POOR = "## Notes - point one - point two"
 
 
-def test_all_twenty_one_shipped_workflows_have_checks_of_their_own():
-    assert len(SHIPPED) == 21
+# apply-skill's real output is the files its code makes; its notes only report them (no sections to require).
+REPORTS = {"apply-skill"}
+
+
+def test_every_shipped_workflow_has_checks_of_its_own():
+    assert len(SHIPPED) == 22
     from catalog.specs import load_specs
 
     for loaded in load_specs(Path(settings.WORKFLOWS_DIR)):
         kinds = {c["kind"] for c in loaded.spec.get("checks", [])}
-        assert {"sections", "length", "references"} <= kinds, loaded.id
+        needed = {"length", "patterns"} if loaded.id in REPORTS else {"sections", "length", "references"}
+        assert needed <= kinds, loaded.id
 
 
 @pytest.mark.parametrize("slug", SHIPPED)

@@ -240,5 +240,5 @@ def test_a_full_disk_names_every_file_not_written_and_the_trace_is_still_served(
     assert archive.namelist() == ["trace.json"]
     api = Client(HTTP_AUTHORIZATION=f"Bearer {create_token(user=alice, name='t', scope='read').secret}")
     listed = api.get(f"/api/v1/runs/{run.pk}/artifacts").json()
-    assert [a["name"] for a in listed] == ["trace.json"]
+    assert [a["name"] for a in listed["items"]] == ["trace.json"]
     assert api.get(f"/api/v1/runs/{run.pk}/artifacts/trace.json").status_code == 200

@@ -30,7 +30,11 @@ def _warm():
 
 
 def start(catalog, user, **kwargs) -> Run:
-    kwargs.setdefault("models", ["openai/gpt-4o-mini"])
+    from providers.models import ProviderConnection
+
+    # The model must be served by a connection when the run is made (issue 23): without one, the offline model.
+    connected = ProviderConnection.objects.filter(provider="openai").exists()
+    kwargs.setdefault("models", ["openai/gpt-4o-mini"] if connected else None)
     return services.start_run(
         workflow_version=catalog.latest_version, user=user, inputs=FORM, mode=Mode.TEST, queue=False, **kwargs
     )

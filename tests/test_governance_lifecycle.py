@@ -78,7 +78,7 @@ def test_a_rerun_asks_the_model_again_and_only_a_replay_reads_the_cache(catalog,
 def test_a_resume_asks_the_model_for_the_steps_left(catalog, alice, openai):
     openai.push({"content": "Outline"}, {"status": 401})
     failed = execute(start(catalog.latest_version, alice, models=[MODEL]))
-    assert failed.status == Status.FAILED and failed.steps_done == 1
+    assert failed.status == Status.FAILED and failed.steps_done == 1, (failed.reason, openai.requests)
     before = len(openai.requests)
     resumed = execute(services.resume_run(failed, queue=False))
     assert resumed.status == Status.SUCCEEDED and step_calls(openai, before) == 1

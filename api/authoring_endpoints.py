@@ -10,7 +10,7 @@ from django.http import Http404, HttpRequest
 from ninja import Field, Router, Schema
 
 from catalog import authoring
-from catalog.access import can_author, get_workflow_for_author
+from catalog.access import can_author, get_workflow_for_author, version_numbered
 from catalog.models import VersionOrigin, Workflow, WorkflowVersion
 
 from .auth import require
@@ -156,8 +156,4 @@ def diff(request: HttpRequest, slug: str, from_version: int, to_version: int) ->
 
 
 def _get_version(request: HttpRequest, slug: str, number: int) -> WorkflowVersion:
-    version = get_workflow_for_author(request.user, slug).versions.select_related("workflow", "created_by")
-    found = version.filter(number=number).first()
-    if found is None:
-        raise Http404("No such version.")
-    return found
+    return version_numbered(get_workflow_for_author(request.user, slug), number)

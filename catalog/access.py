@@ -8,7 +8,7 @@ from django.db.models import Count, OuterRef, Subquery
 from django.http import Http404
 
 from .inputs import skill_input
-from .models import Skill, Workflow
+from .models import Skill, Workflow, WorkflowVersion
 
 
 def can_author(user: Any) -> bool:
@@ -22,6 +22,14 @@ def get_workflow_for_author(user: Any, slug: str) -> Workflow:
     if workflow is None:
         raise Http404("No such workflow.")
     return workflow
+
+
+def version_numbered(workflow: Workflow, number: int) -> WorkflowVersion:
+    """One version of a workflow an author may see (drafts too), or 404."""
+    version = workflow.versions.select_related("workflow", "created_by").filter(number=number).first()
+    if version is None:
+        raise Http404("No such version.")
+    return version
 
 
 def enabled_workflows(*, query: str = "", persona: str = "", tag: str = "") -> list[Workflow]:

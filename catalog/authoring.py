@@ -116,12 +116,12 @@ def publish(*, version: WorkflowVersion, user: Any) -> WorkflowVersion:
         raise AuthoringError([Problem(None, "(version)", f"version {version.number} is already published")])
     with transaction.atomic():
         workflow = Workflow.objects.select_for_update().get(pk=version.workflow_id)
-        before = workflow.latest_version_id and workflow.latest_version.number  # type: ignore[union-attr]
+        before = workflow.latest_version.number if workflow.latest_version else None
         version.status, version.published_at = VersionStatus.PUBLISHED, timezone.now()
         version.save(update_fields=["status", "published_at"])
         _make_current(workflow, version)
         version.workflow = workflow  # the caller reads the fresh row (its latest_version is this version)
-        audit.record(AuditAction.PUBLISHED, workflow, actor=user, version=version.number, previous=before or None)
+        audit.record(AuditAction.PUBLISHED, workflow, actor=user, version=version.number, previous=before)
     return version
 
 

@@ -15,9 +15,9 @@ from runs.services import RunRefused, start_run
 from settings_app.htmx import HtmxHttpRequest
 
 from . import authoring
-from .access import can_author, get_skill_for_user, get_workflow_for_author
+from .access import can_author, get_skill_for_user, get_workflow_for_author, version_numbered
 from .forms import InputsForm
-from .models import Skill, Workflow, WorkflowVersion
+from .models import Skill, Workflow
 
 
 def _authors_only(request: HtmxHttpRequest) -> None:
@@ -85,7 +85,7 @@ def check(request: HtmxHttpRequest) -> HttpResponse:
 @require_POST
 def publish(request: HtmxHttpRequest, slug: str, number: int) -> HttpResponse:
     workflow = get_workflow_for_author(request.user, slug)
-    version = _version(workflow, number)
+    version = version_numbered(workflow, number)
     with suppress(authoring.AuthoringError):  # already published (a double click): the versions page shows it
         authoring.publish(version=version, user=request.user)
     return redirect("catalog:versions", slug=slug)
@@ -95,7 +95,7 @@ def publish(request: HtmxHttpRequest, slug: str, number: int) -> HttpResponse:
 def test_draft(request: HtmxHttpRequest, slug: str, number: int) -> HttpResponse:
     """Validate or test-run a draft with its default inputs, as its author."""
     workflow = get_workflow_for_author(request.user, slug)
-    version = _version(workflow, number)
+    version = version_numbered(workflow, number)
     mode = Mode.VALIDATE if request.POST.get("mode") == Mode.VALIDATE else Mode.TEST
     defaults = {name: prop["default"] for name, prop in version.input_schema["properties"].items()}
     try:
@@ -129,15 +129,8 @@ def versions(request: HtmxHttpRequest, slug: str) -> HttpResponse:
 def diff(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     workflow = get_workflow_for_author(request.user, slug)
     try:
-        old, new_ = (_version(workflow, int(request.GET.get(k, ""))) for k in ("from", "to"))
+        old, new_ = (version_numbered(workflow, int(request.GET.get(k, ""))) for k in ("from", "to"))
     except ValueError as exc:
         raise Http404("Choose two versions.") from exc
     context = {"workflow": workflow, "old": old, "new": new_, "lines": authoring.diff(old, new_)}
     return render(request, "catalog/diff.html", context)
-
-
-def _version(workflow: Workflow, number: int) -> WorkflowVersion:
-    version = workflow.versions.filter(number=number).first()
-    if version is None:
-        raise Http404("No such version.")
-    return version

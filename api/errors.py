@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
@@ -121,6 +122,11 @@ def install(api: NinjaAPI) -> None:
     @handle(RequestDataTooBig)
     def _too_large(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
         return error_response(413, "too_large", "The request body is too large.")
+
+    @handle(MultiPartParserError)
+    def _unreadable_multipart(request: HttpRequest, exc: MultiPartParserError) -> HttpResponse:
+        # A multipart body Django cannot parse (no boundary, cut short): the client's mistake, not a 500.
+        return error_response(400, "bad_request", f"The multipart body cannot be read: {exc}")
 
     @handle(Throttled)
     def _throttled(request: HttpRequest, exc: Throttled) -> HttpResponse:

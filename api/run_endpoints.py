@@ -105,22 +105,25 @@ def create_run(request: HttpRequest, payload: RunIn, response: HttpResponse) -> 
 
 
 MULTIPART = {
+    "required": True,
     "content": {
         "multipart/form-data": {
             "schema": {
                 "type": "object",
                 "required": ["run"],
                 "properties": {
-                    "run": {"type": "string", "description": "The run as JSON, as POST /runs takes it."},
+                    "run": {"$ref": "#/components/schemas/RunIn", "description": "The run, as POST /runs takes it."},
                     "files": {
                         "type": "array",
                         "items": {"type": "string", "format": "binary"},
                         "description": "Files for a file input: one part per file, named after the input.",
                     },
                 },
-            }
+            },
+            # The `run` part is JSON (so clients and generated tests send the object, not any string).
+            "encoding": {"run": {"contentType": "application/json"}},
         }
-    }
+    },
 }
 
 

@@ -12,6 +12,15 @@ from runs.money import format_usd
 from . import file_inputs, inputs
 
 
+def _words(text: str, limit: int) -> str:
+    """The text whole if it fits `limit` characters, else its first whole words within it and an ellipsis."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit + 1].rsplit(" ", 1)[0] if " " in text[:limit] else text[:limit]
+    return cut.rstrip(" ,;:.—-") + "…"
+
+
 def _field(prop: dict[str, Any], required: bool) -> forms.Field:
     common: dict[str, Any] = {
         "label": prop.get("title"),
@@ -37,14 +46,15 @@ def _field(prop: dict[str, Any], required: bool) -> forms.Field:
         from .inputs import skill_refs
         from .models import Skill
 
-        # One choice per skill: the plain name, or library/name where two libraries share the name.
+        # One choice per skill: the plain name, or library/name where two libraries share the name, with the
+        # start of its description (whole words, so the chosen label fits the box; the skill's page has it all).
         skills = Skill.objects.filter(is_template=False).order_by("name", "library")
         rows = skills.values_list("description", "license")
         choices = [
-            (ref, f"{ref} — {d[:70]}" + (f" (licence: {lic[:60]})" if lic else ""))
+            (ref, f"{ref} — {_words(d, 48)}" + (f" (licence: {lic[:60]})" if lic else ""))
             for ref, (d, lic) in zip(skill_refs(Skill.objects), rows, strict=True)
         ]
-        return forms.ChoiceField(choices=choices, **common)
+        return forms.ChoiceField(choices=choices, widget=forms.Select(attrs={"class": "full"}), **common)
     if kind == "string" and "enum" in prop:
         return forms.ChoiceField(choices=[(v, str(v).replace("-", " ").capitalize()) for v in prop["enum"]], **common)
     if kind == "string":

@@ -23,6 +23,8 @@ _HEADING = re.compile(r"^#{1,4}\s+(.+?)\s*#*$", re.MULTILINE)
 # A prompt that names its sections ("Use these Markdown headings, in this order: Outline; Notes.") gets them.
 _ASKED_HEADINGS = re.compile(r"Use these Markdown headings, in this order:\s*(.+?)\.?\s*$", re.MULTILINE)
 _FILE_PATH = re.compile(r"(?<![\w/])(?:references|examples|scripts|templates|docs)/[\w.-]+(?:/[\w.-]+)*\.\w+")
+# A prompt line that states an input ("Topic: Planning agents"), which the sectioned answer repeats.
+_GIVEN = re.compile(r"^[A-Z][\w ]{0,30}: \S")
 JUDGE_MARKER = "You grade an answer against a rubric"  # runs/judge.py sends it; this model then judges
 
 
@@ -105,6 +107,25 @@ def _next_tool_call(messages: list[dict[str, Any]], tools: dict[str, dict[str, A
     return None
 
 
+def _read_paths(messages: list[dict[str, Any]]) -> list[str]:
+    """The skill files this conversation read with read_reference (SKILL.md included), by path: the answer
+    cites what it read, as the steps' prompts ask, so a skill whose SKILL.md links no reference is cited too."""
+    paths: list[str] = []
+    for message in messages:
+        for call in message.get("tool_calls") or []:
+            function = call.get("function") if isinstance(call, dict) else None
+            if not isinstance(function, dict) or function.get("name") != "read_reference":
+                continue
+            try:
+                arguments = json.loads(function.get("arguments") or "{}")
+            except ValueError:
+                continue
+            path = str(arguments.get("path") or "").split("#", 1)[0] if isinstance(arguments, dict) else ""
+            if path:
+                paths.append(path)
+    return list(dict.fromkeys(paths))
+
+
 def _key_ideas(text: str, limit: int = 8) -> list[str]:
     ideas: list[str] = []
     for match in _HEADING.finditer(text):
@@ -132,8 +153,9 @@ def _answer(messages: list[dict[str, Any]], max_tokens: int | None) -> str:
     asked = _ASKED_HEADINGS.search(user)
     if asked:
         names = [name.strip() for name in asked.group(1).split(";") if name.strip()]
-        sources = list(dict.fromkeys(_FILE_PATH.findall(context + "\n" + user)))
-        return _sectioned(names, _key_ideas(context, limit=12) or asks or [title], sources, max_tokens)
+        sources = list(dict.fromkeys(_FILE_PATH.findall(context + "\n" + user) + _read_paths(messages)))
+        given = [line for line in asks if _GIVEN.match(line)][:4]
+        return _sectioned(names, _key_ideas(context, limit=12) or asks or [title], sources, max_tokens, given)
     lines = [BANNER, "", f"## {title}", "", "### What was asked"]
     lines += [f"- {line}" for line in asks[1:]] or ["- (no further details)"]
     runs = [r for m in messages if m.get("role") == "tool" and "exit_code" in (r := _json(m))]
@@ -147,6 +169,10 @@ def _answer(messages: list[dict[str, Any]], max_tokens: int | None) -> str:
     if ideas:
         lines += ["", "### Key ideas from the skill"]
         lines += [f"{i}. {idea}" for i, idea in enumerate(ideas, 1)]
+    read = _read_paths(messages)
+    if read:
+        lines += ["", "### Sources"]
+        lines += [f"- `{path}`" for path in read]
     lines += [
         "",
         "### Next steps",
@@ -159,10 +185,15 @@ def _answer(messages: list[dict[str, Any]], max_tokens: int | None) -> str:
     return text
 
 
-def _sectioned(names: list[str], ideas: list[str], sources: list[str], max_tokens: int | None) -> str:
+def _sectioned(
+    names: list[str], ideas: list[str], sources: list[str], max_tokens: int | None, given: list[str] | None = None
+) -> str:
     """The sections the prompt asked for, points from the skill under each, sized to fit the token cap whole
-    (a cut answer would lose its last sections)."""
+    (a cut answer would lose its last sections). The answer names what it was given ("Topic: …"), so two runs
+    on different inputs answer differently."""
     head = [BANNER, ""]
+    if given:
+        head += ["*For " + "; ".join(line.rstrip(".") for line in given) + ".*", ""]
     if sources:
         head += ["Drawn from " + ", ".join(f"`{path}`" for path in sources[:6]) + ".", ""]
     room = (max_tokens or 4000) * 4 - len("\n".join(head)) - sum(len(n) + 8 for n in names) - 40

@@ -17,6 +17,7 @@ from .checks import JudgeFailed, parse_json
 from .prompts import UNTRUSTED_RULE
 
 MAX_ANSWER_CHARS = 24_000  # what the judge reads of the answer
+MAX_TOKENS = 400  # what the judge may answer (its call is capped, and estimated, at this)
 _OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 
 

@@ -3,7 +3,8 @@
 Everything that decides or shows dollars asks this module (docs/runs.md, "Costs and budgets"):
 
 - `price_of(target)`: an operator's ModelPrice first, then LiteLLM's bundled map; None means unpriced.
-- `upper_estimate(...)` / `worst_next_call(...)`: what a run, or its next call, could cost at most.
+- `upper_estimate(...)` / `worst_next_call(...)`: what a run (its steps and its quality judge), or its next
+  call, could cost at most.
 - `reserve(run, connection_id, estimate)`: the atomic budget check that also holds the estimate until
   `settle(run)` replaces it with what the run really spent, however the run ends.
 - `run_budget(run, caps)`: what a run may still spend, after what its resume chain already spent.
@@ -172,6 +173,23 @@ def _worst_case(spec: dict[str, Any], mode: str, inputs: dict[str, Any], skills:
     )
 
 
+def judge_tokens(target: Target, spec: dict[str, Any], mode: str, inputs: dict[str, Any]) -> tuple[int, int]:
+    """Upper (input, output) tokens of the quality judge's calls (runs/quality.py): one per rubric check that
+    applies to these inputs, grading its step's output at the mode's output cap, answering at most
+    `judge.MAX_TOKENS`. Counted at the run's model, the judge unless the spec or the operator names another."""
+    from . import checks, judge
+
+    max_out = spec["caps"][mode]["max_output_tokens"]
+    worst = ("word " * max_out)[: checks.MAX_CHECKED_CHARS]
+    total_in = total_out = 0
+    for check in spec.get("checks") or []:
+        if check["kind"] != "rubric" or not checks.applies(check, inputs):
+            continue
+        total_in += llm.count_tokens(target, judge.messages(check, worst), None)
+        total_out += judge.MAX_TOKENS
+    return total_in, total_out
+
+
 def upper_estimate(
     target: Target,
     price: llm.Price | None,
@@ -180,15 +198,22 @@ def upper_estimate(
     inputs: dict[str, Any],
     skills: dict[str, Any],
 ) -> Decimal | None:
-    """`estimate` for a spec in a mode: every earlier step's output counted at the mode's output cap."""
-    return estimate(target, price, *_worst_case(spec, mode, inputs, skills))
+    """What a run of a spec in a mode could cost at most: its steps (`estimate`, every earlier step's output
+    counted at the mode's output cap) and its quality judge's calls (`judge_tokens`)."""
+    if price is None:
+        return None
+    steps = estimate(target, price, *_worst_case(spec, mode, inputs, skills))
+    judging = priced(price, *judge_tokens(target, spec, mode, inputs))
+    return None if steps is None or judging is None else steps + judging
 
 
 def upper_tokens(
     target: Target, spec: dict[str, Any], mode: str, inputs: dict[str, Any], skills: dict[str, Any]
 ) -> tuple[int, int]:
-    """`tokens` for a spec in a mode, counted as `upper_estimate` counts them (for the stored estimates)."""
-    return tokens(target, *_worst_case(spec, mode, inputs, skills))
+    """The upper tokens `upper_estimate` prices (also the stored estimates): the steps' and the judge's."""
+    steps_in, steps_out = tokens(target, *_worst_case(spec, mode, inputs, skills))
+    judge_in, judge_out = judge_tokens(target, spec, mode, inputs)
+    return steps_in + judge_in, steps_out + judge_out
 
 
 def for_version(version: WorkflowVersion) -> list[dict[str, Any]]:

@@ -14,13 +14,13 @@ from catalog.models import SkillVersion
 from providers import llm, pricing, resilience
 from providers.resolution import ModelNotAvailable, Target, resolve
 
-from . import checks, costs, judge, money, prompts
+from . import cache, checks, costs, judge, money, prompts
 from .control import RunControl
 from .models import Mode, Run, Status
 from .trace import Trace
 from .validation import RunStopped
 
-JUDGE_MAX_TOKENS = 400
+JUDGE_MAX_TOKENS = judge.MAX_TOKENS
 FAILED_PREFIX = "Quality checks failed: "
 
 
@@ -82,9 +82,14 @@ class Quality:
 
     # -- the judge ---------------------------------------------------------------------------------------
     def _judge_targets(self, check: dict[str, Any]) -> list[Target]:
-        """The spec's judge, else the operator's (CHECKS_JUDGE_MODEL), else the model that ran the steps."""
+        """The spec's judge, else the operator's (CHECKS_JUDGE_MODEL), else the model that ran the steps with the
+        run's other models as its fallbacks: a run whose primary is down, answered by a fallback, is judged by
+        that fallback rather than failed for a judge that could not be reached."""
         chosen = check.get("judge") or getattr(settings, "CHECKS_JUDGE_MODEL", "")
-        if not chosen or chosen == self.targets[0].model:
+        if not chosen:
+            ran = [t for t in self.targets if t.model == self.run.model_used][:1]
+            return ran + [t for t in self.targets if t not in ran]
+        if chosen == self.targets[0].model:
             return self.targets[:1]
         try:
             targets = resolve([chosen], explicit=True)[:1]
@@ -98,9 +103,18 @@ class Quality:
     def _judge(self, check: dict[str, Any], text: str) -> checks.Verdict:
         targets = self._judge_targets(check)
         messages = judge.messages(check, text)
-        self._check_cancel_and_time()
-        self._check_judge_budget(targets[0], messages)
         call: dict[str, Any] = {"purpose": "judge", "attempts": []}
+        # Like a step's call: a Replay reads the verdict stored for this very answer (free), a cache miss asks.
+        key = cache.key(targets[0].model, messages, None, JUDGE_MAX_TOKENS)
+        if self.run.replay:
+            hit = cache.lookup(key, prefer_run=self.run.replay_of_id)
+            call["cache_hit"] = hit is not None
+            if hit is not None:
+                self._count_judge(call, hit, targets[0])
+                return self._verdict(hit, check, call)
+        self._check_cancel_and_time()
+        self._check_judge_budget(targets, messages)
+        self.control.new_call(self.run.current_step)  # its streamed text is its own call's, not the last step's
         try:
             result, target = resilience.call(
                 targets,
@@ -121,6 +135,12 @@ class Quality:
             failed.call = call  # type: ignore[attr-defined]
             raise failed from None
         self._count_judge(call, result, target)
+        if self.spec.get("cache") and target is targets[0]:
+            cache.store(key, target.model, result, run=self.run.pk)
+        return self._verdict(result, check, call)
+
+    @staticmethod
+    def _verdict(result: llm.LLMResult, check: dict[str, Any], call: dict[str, Any]) -> checks.Verdict:
         try:
             scores, reason = judge.parse(result.content, check)
         except checks.JudgeFailed as exc:
@@ -128,11 +148,16 @@ class Quality:
             raise
         return checks.Verdict(scores=scores, reason=reason, call=call)
 
-    def _check_judge_budget(self, target: Target, messages: list[dict[str, Any]]) -> None:
-        price = self.prices.get(target.model)
-        if price is None:
+    def _check_judge_budget(self, targets: list[Target], messages: list[dict[str, Any]]) -> None:
+        # A fallback may answer the judge's call too: the worst case is the dearest priced target.
+        worsts = [
+            costs.worst_next_call(target, price, messages, None, JUDGE_MAX_TOKENS)
+            for target in targets
+            if (price := self.prices.get(target.model)) is not None
+        ]
+        if not worsts:
             return
-        worst = costs.worst_next_call(target, price, messages, None, JUDGE_MAX_TOKENS)
+        worst = max(worsts)
         budget = self._budget()
         if self.run.cost_usd + worst > budget:
             self.trace.event("cap", "budget would be passed by the judge", spent=self.run.cost_usd, budget=budget)

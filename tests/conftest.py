@@ -12,6 +12,7 @@ from catalog.models import Workflow
 from catalog.services import sync_workflows
 
 from .factories import UserFactory
+from .support.connections import connect
 from .support.fake_llm import FakeLLM
 
 SHARED_DIR = Path(os.environ.get("SHARED_DIR", Path(settings.BASE_DIR).parent / "shared"))
@@ -59,14 +60,9 @@ def fake_server() -> Iterator[Callable[..., FakeLLM]]:
 
 @pytest.fixture
 def openai(catalog, fake_server) -> FakeLLM:
-    """An OpenAI stand-in with a saved connection to it (a test may push its script before running)."""
-    from providers import services as provider_services
-
+    """An OpenAI stand-in with a saved, checked connection to it (a test may push its script before running)."""
     server = fake_server("openai")
-    provider_services.save_connection(
-        actor=None, ip=None, provider="openai", label="Fake", api_key="sk-fake-0123456789abcdefghij",
-        api_base=server.base_url, allow_private_network=True,
-    )  # fmt: skip
+    connect(server)
     return server
 
 

@@ -12,10 +12,10 @@ import pytest
 from django.conf import settings
 
 from catalog.services import sync_workflows
-from providers import services as provider_services
 
 from .factories import UserFactory
 from .support import web
+from .support.connections import connect
 from .support.fake_llm import fake_llm
 from .support.processes import start_qcluster, stop
 
@@ -56,17 +56,14 @@ def test_a_script_with_a_token_runs_a_test_follows_it_downloads_the_notes_and_is
     sync_workflows(workflows_dir=settings.WORKFLOWS_DIR, skills_dir=settings.SKILLS_DIR)
     UserFactory(username="alice")
     with fake_llm("openai") as server:
-        provider_services.save_connection(
-            actor=None, ip=None, provider="openai", label="Fake", api_key="sk-e2e-0123456789abcdefghijkl",
-            api_base=server.base_url, allow_private_network=True,
-        )  # fmt: skip
+        connect(server)
         cluster = start_qcluster(tmp_path / "qcluster.log")
         try:
             secret = make_token(live_server.url)
             api = httpx.Client(
                 base_url=f"{live_server.url}/api/v1", headers={"Authorization": f"Bearer {secret}"}, timeout=10
             )
-            slugs = [w["slug"] for w in api.get("/workflows").json()]
+            slugs = [w["slug"] for w in api.get("/workflows", params={"limit": 100}).json()["items"]]
             assert "learn-agentic-ai" in slugs
 
             started = api.post("/runs", json={"workflow": "learn-agentic-ai", "mode": "test", "inputs": INPUTS})

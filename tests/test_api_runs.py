@@ -243,6 +243,17 @@ def test_a_wrong_method_and_an_oversized_body_get_json_errors(api, catalog):
     assert not Run.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "content_type, body",
+    [("multipart/form-data", b"--x\r\n"), ("multipart/form-data; boundary=", b"--\r\n")],
+    ids=["no boundary", "empty boundary"],
+)
+def test_an_unreadable_multipart_body_gets_400_not_a_500(api, catalog, content_type, body):
+    response = api.generic("POST", "/api/v1/runs/upload", body, content_type=content_type)
+    assert response.status_code == 400 and response.json()["code"] == "bad_request", response.content
+    assert not Run.objects.exists()
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),

@@ -145,25 +145,39 @@ def test_the_run_page_shows_the_checks_as_a_step_of_their_own(catalog, alice, al
     assert "Run full" not in page
 
 
-def test_the_judge_call_is_capped_by_the_runs_budget_before_it_is_made(alice):
+def test_the_judge_call_is_capped_by_the_runs_budget_before_it_is_made(alice, monkeypatch):
     from decimal import Decimal
+
+    from runs import money
 
     from .factories import WorkflowVersionFactory, minimal_spec
 
     rubric = {"kind": "rubric", "threshold": 0.5, "criteria": [{"name": "clear", "description": "Plain words."}]}
     version = WorkflowVersionFactory(spec=minimal_spec(id="judged", checks=[rubric]))
+
+    def start() -> Run:
+        run = services.start_run(
+            workflow_version=version, user=alice, inputs={}, mode=Mode.TEST, models=["openai/gpt-4o-mini"],
+            budget_usd=Decimal("0.0002"), queue=False,
+        )  # fmt: skip
+        pipeline.execute(run.pk)
+        run.refresh_from_db()
+        return run
+
     with fake_llm("openai") as server:
         provider_services.save_connection(
             actor=None, ip=None, provider="openai", label="Fake", api_key="sk-judge-0123456789abcdefghij",
             api_base=server.base_url, allow_private_network=True,
         )  # fmt: skip
         # The step's worst case fits $0.0002; the judge's (its prompt + 400 output tokens) does not, after it.
-        run = services.start_run(
-            workflow_version=version, user=alice, inputs={}, mode=Mode.TEST, models=["openai/gpt-4o-mini"],
-            budget_usd=Decimal("0.0002"), queue=False,
-        )  # fmt: skip
-        pipeline.execute(run.pk)
-    run.refresh_from_db()
+        # The estimate counts the judge's call, so Validate refuses the run before any step is asked.
+        refused = start()
+        assert refused.status == Status.STOPPED and refused.reason.startswith("Refused: the estimated cost")
+        assert all(r["body"]["max_tokens"] == 1 for r in server.requests)  # only the connection check
+        # An estimate that left the judge out (as a judge model of the operator's, priced otherwise, might):
+        # the budget still stops the run before the judge's call is made.
+        monkeypatch.setattr(money, "judge_tokens", lambda *args, **kwargs: (0, 0))
+        run = start()
     assert run.status == Status.STOPPED, run.reason
     assert run.reason.startswith("Stopped at the budget before the quality judge")
     assert not any(r["body"]["messages"][0]["content"].startswith("You grade") for r in server.requests)

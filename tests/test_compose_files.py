@@ -42,13 +42,34 @@ def test_the_base_image_is_a_build_argument_defaulting_to_the_official_python_im
     assert [args for word, args in steps if word == "FROM"] == ["${BASE_IMAGE}"]
 
 
+# One pip install of one lock, then pip check by the same interpreter (`--python` names the target venv).
+LOCK_INSTALL = re.compile(
+    r"pip(?P<python>(?: --python \S+)?) install (?P<options>(?:--[\w-]+ )*)-r (?P<lock>requirements/\S+) "
+    r"&& pip(?P=python) check"
+)
+
+
 def test_the_image_installs_the_lock_alone_with_hashes_and_no_deps_then_checks_it():
     steps = instructions()
-    installs = [args for word, args in steps if word == "RUN" and "pip install" in args]
-    assert len(installs) == 1
-    assert "pip install --require-hashes --no-deps -r requirements/base.txt && pip check" in installs[0]
-    copied_before = [args for word, args in steps[: steps.index(("RUN", installs[0]))] if word == "COPY"]
-    assert copied_before == ["requirements/base.txt requirements/base.txt"]  # code changes keep the pip layer
+    installs = [args for word, args in steps if word == "RUN" and re.search(r"\bpip\b.* install\b", args)]
+    found = [LOCK_INSTALL.search(args) for args in installs]
+    assert all(found), installs  # every pip install is of one lock, followed by pip check
+    assert all(len(re.findall(r"\binstall\b", args)) == 1 for args in installs), installs  # nothing else
+    # The platform's lock into the image's venv (first on PATH), the sandbox's own lock into its own venv.
+    assert [(m["lock"], m["python"]) for m in found] == [
+        ("requirements/base.txt", ""),
+        ("requirements/sandbox.txt", " --python /opt/sandbox-venv/bin/python"),
+    ]
+    for match in found:
+        assert set(match["options"].split()) - {"--no-cache-dir"} == {"--require-hashes", "--no-deps"}, match[0]
+    env = " ".join(args for word, args in steps if word == "ENV")
+    assert "VIRTUAL_ENV=/opt/venv" in env and "SANDBOX_PYTHON=/opt/sandbox-venv/bin/python" in env
+    copied_before = [args for word, args in steps[: steps.index(("RUN", installs[-1]))] if word == "COPY"]
+    # Code changes keep the pip layers: only the locks are copied before them.
+    assert copied_before == [
+        "requirements/base.txt requirements/base.txt",
+        "requirements/sandbox.txt requirements/sandbox.txt",
+    ]
 
 
 def test_the_image_runs_as_a_non_root_user_and_has_a_health_check():

@@ -20,7 +20,7 @@ from runs.models import Mode, Run, Status
 
 from .factories import UserFactory
 from .support import web
-from .support.fake_llm import fake_llm
+from .support.fake_llm import answer, fake_llm
 from .support.processes import start_qcluster, stop, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -74,7 +74,10 @@ def test_one_worker_process_hosts_many_runs_at_once(provider, alice, tmp_path):
 def test_streamed_text_shows_in_the_status_partial_while_the_call_runs(provider, live_server, tmp_path):
     UserFactory(username="alice")
     words = [f"streamword{i}" for i in range(40)]
-    provider.push({"content": " ".join(words), "chunk_delay": 0.15})
+    # One chunk (a word) every 45 ms: with what `answer` adds so that the run's checks pass (some 140 words in
+    # all), the outline streams for about 6 s.
+    delay = 0.045
+    provider.push({**answer(" ".join(words)), "chunk_delay": delay})
     cluster = start_qcluster(tmp_path / "q.log", **FAST)
     try:
         client = web.login(live_server.url, "alice", "correct horse battery staple")
@@ -91,10 +94,10 @@ def test_streamed_text_shows_in_the_status_partial_while_the_call_runs(provider,
         request = next(r for r in provider.requests if r["body"].get("stream"))
         # The run is still in its call (about 6 s of streaming), and the words showed within a second or so.
         assert Run.objects.get(pk=run_id).status == Status.RUNNING
-        assert seen - (request["first_chunk_at"] + 3 * 0.15) < 1.5
+        assert seen - (request["first_chunk_at"] + 3 * delay) < 1.5
         wait_for(lambda: Run.objects.get(pk=run_id).is_finished, timeout=40, message="the run")
         run = Run.objects.get(pk=run_id)
-        assert run.status == Status.SUCCEEDED and run.live_output == ""
+        assert run.status == Status.SUCCEEDED and run.live_output == "", run.reason
         assert " ".join(words) in run.step_outputs["outline"]
     finally:
         stop(cluster)

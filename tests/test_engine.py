@@ -18,6 +18,7 @@ from runs import dispatch, pipeline, services
 from runs.models import Artifact, Mode, Run, RunText, Status, UserBudget
 
 from .factories import RunFactory, UserFactory
+from .support.connections import connect
 
 FORM = {"topic": "Memory", "level": "beginner", "session_minutes": 30}
 
@@ -27,6 +28,15 @@ def _warm():
     from providers.llm import warm_up
 
     warm_up()  # as a worker's host does at start: the first run must not spend its time limit loading LiteLLM
+
+
+@pytest.fixture
+def openai(catalog, fake_server):
+    """Left untested on purpose: each run's first request is validation's connection check, so every script
+    here starts with `{}` for it and the steps' answers follow."""
+    server = fake_server("openai")
+    connect(server, checked=False)
+    return server
 
 
 def start(catalog, user, **kwargs) -> Run:

@@ -40,7 +40,7 @@ def test_a_set_with_one_bad_input_set_saves_nothing(catalog, olivia):
     assert not EvalSet.objects.exists()
 
 
-def test_a_batch_runs_every_input_set_on_every_model_as_test_runs_and_fills_the_matrix(catalog, olivia):
+def test_a_batch_runs_every_input_set_on_every_model_as_test_runs_and_fills_the_matrix(catalog, olivia, openai):
     eval_set = services.save_set(workflow=catalog, user=olivia, name="basics", cases=services.parse_cases(LINES))
     batch = services.run_batch(eval_set=eval_set, user=olivia, models=["offline/demo", "openai/gpt-4o-mini"])
     runs = Run.objects.filter(eval_entry__batch=batch)
@@ -57,7 +57,7 @@ def test_a_batch_runs_every_input_set_on_every_model_as_test_runs_and_fills_the_
     assert [cell.model for cell in matrix.rows[0].cells] == ["offline/demo", "openai/gpt-4o-mini"]
 
 
-def test_a_batch_that_does_not_fit_the_per_user_limit_starts_nothing(catalog, olivia, settings):
+def test_a_batch_that_does_not_fit_the_per_user_limit_starts_nothing(catalog, olivia, openai, settings):
     settings.RUNS_ACTIVE_PER_USER = 4
     eval_set = services.save_set(workflow=catalog, user=olivia, name="basics", cases=services.parse_cases(LINES))
     with pytest.raises(services.EvalError, match="The batch was not started: You already have 4 runs"):

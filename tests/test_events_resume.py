@@ -15,9 +15,9 @@ from django.conf import settings
 
 from api.tokens import create_token
 from catalog.services import sync_workflows
-from providers import services as provider_services
 
 from .factories import UserFactory
+from .support.connections import connect
 from .support.fake_llm import fake_llm
 from .support.processes import start_qcluster, start_web, stop, wait_for
 
@@ -52,10 +52,7 @@ def test_a_client_that_keeps_dropping_and_resuming_rebuilds_exactly_what_the_mod
     secret = create_token(user=alice, name="e2e", scope="run").secret
     with fake_llm("openai") as server:
         server.default = {"chunk_delay": 0.04}  # one word every 40 ms: several flushes per call
-        provider_services.save_connection(
-            actor=None, ip=None, provider="openai", label="Fake", api_key="sk-e2e-0123456789abcdefghijkl",
-            api_base=server.base_url, allow_private_network=True,
-        )  # fmt: skip
+        connect(server)  # checked: every streamed request is one of the run's calls (the steps' and the judge's)
         web, base_url = start_web(tmp_path / "web.log")
         cluster = start_qcluster(tmp_path / "qcluster.log")
         try:
@@ -82,8 +79,8 @@ def test_a_client_that_keeps_dropping_and_resuming_rebuilds_exactly_what_the_mod
         assert data["reset"] == (data["call"] not in calls)
         calls[data["call"]] = calls.get(data["call"], "") + data["text"]
     said = [r["text"] for r in server.requests if r["body"].get("stream") and r.get("text")]
-    assert connections > len(said) >= 2
-    assert list(calls.values()) == said  # every call whole, up to its last word
+    assert connections > len(said) >= 3  # two steps, then the judge of the rubric check
+    assert list(calls.values()) == said  # every call whole, up to its last word, each under its own number
 
 
 def test_a_client_that_hangs_up_gives_its_stream_slot_back_within_seconds(tmp_path, catalog):

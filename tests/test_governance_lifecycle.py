@@ -30,7 +30,7 @@ from runs.retention import purge
 
 from .factories import minimal_spec
 from .support import processes
-from .support.fake_llm import fake_llm
+from .support.fake_llm import JUDGE_MARKER, answer, fake_llm
 
 pytestmark = pytest.mark.django_db
 MODEL = "openai/gpt-4o-mini"
@@ -52,31 +52,38 @@ def notes(run: Run) -> str:
 
 
 def step_calls(server, since: int = 0) -> int:
-    return sum(1 for r in server.requests[since:] if r["body"].get("max_tokens") != 1)
+    """The steps' calls since then: not a connection check (max_tokens 1), nor the quality judge's call."""
+    return sum(1 for r in server.requests[since:] if r["body"].get("max_tokens") != 1 and not judging(r))
+
+
+def judging(request: dict[str, Any]) -> bool:
+    messages = request["body"].get("messages") or [{}]
+    return str(messages[0].get("content", "")).startswith(JUDGE_MARKER)
 
 
 # -- 1. Rerun means a fresh answer; only Replay reads the cache --------------------------------------------
 def test_a_rerun_asks_the_model_again_and_only_a_replay_reads_the_cache(catalog, alice, openai):
     version = catalog.latest_version
     assert version.spec["cache"] is True  # the workflow stores answers for replays
-    openai.push({"content": "First outline"}, {"content": "First notes"})
+    openai.push(answer("First outline"), answer("First notes"))
     first = execute(start(version, alice, models=[MODEL]))
     assert first.status == Status.SUCCEEDED and "First notes" in notes(first)
     before = len(openai.requests)
-    openai.push({"content": "Second outline"}, {"content": "Second notes"})
+    openai.push(answer("Second outline"), answer("Second notes"))
     again = execute(services.rerun(first, user=alice, queue=False))
     assert step_calls(openai, before) == 2 and again.cost_usd > 0  # asked afresh, and paid
     assert "Second notes" in notes(again)
     before = len(openai.requests)
     replay = execute(services.rerun(first, user=alice, replay=True, queue=False))
     assert step_calls(openai, before) == 0 and replay.cost_usd == 0
+    assert len(openai.requests) == before  # the judge's verdict is replayed too: no call at all
     assert notes(replay) == notes(first)  # the replayed run's own answers, though a rerun stored others since
     replay_of_replay = execute(services.rerun(replay, user=alice, replay=True, queue=False))
     assert notes(replay_of_replay) == notes(first) and replay_of_replay.replay_of == first
 
 
 def test_a_resume_asks_the_model_for_the_steps_left(catalog, alice, openai):
-    openai.push({"content": "Outline"}, {"status": 401})
+    openai.push(answer("Outline"), {"status": 401})
     failed = execute(start(catalog.latest_version, alice, models=[MODEL]))
     assert failed.status == Status.FAILED and failed.steps_done == 1, (failed.reason, openai.requests)
     before = len(openai.requests)

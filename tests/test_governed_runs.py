@@ -20,7 +20,7 @@ from runs.models import Mode, Run, Status, UserBudget
 from runs.retention import purge_runs
 from settings_app.models import AuditEvent
 
-from .support.fake_llm import fake_llm
+from .support.fake_llm import JUDGE_MARKER, fake_llm
 
 pytestmark = pytest.mark.django_db
 
@@ -37,6 +37,11 @@ def run_now(catalog, user, mode=Mode.TEST, **kwargs) -> Run:
 def text(run: Run, name: str) -> str:
     with run.artifacts.get(name=name).file.open("rb") as handle:
         return handle.read().decode()
+
+
+def judging(request: dict) -> bool:
+    """The quality judge's call (after the steps), told apart from the steps' calls by its prompt."""
+    return str((request["body"].get("messages") or [{}])[0].get("content", "")).startswith(JUDGE_MARKER)
 
 
 def test_validate_estimates_the_cost_with_at_most_one_provider_call(catalog, alice, openai):
@@ -58,7 +63,8 @@ def test_a_tiny_budget_never_ends_succeeded_and_calls_nothing_but_the_check(cata
 
 
 def test_the_budget_stops_a_run_mid_way_and_keeps_what_it_made(catalog, alice, openai, monkeypatch):
-    monkeypatch.setattr(money, "estimate", lambda *a, **k: Decimal("0"))  # let validation pass
+    monkeypatch.setattr(money, "estimate", lambda *a, **k: Decimal("0"))  # let validation pass (the steps')
+    ProviderConnection.objects.update(last_tested_at=None)  # untested: validation makes its check call
     openai.push({}, {"content": "word " * 3000})  # the check, then a long outline that makes step 2 dear
     # Step 1's worst case (~1,000 prompt + 600 output tokens at gpt-4o-mini prices) fits; step 2's does not.
     run = run_now(catalog, alice, models=["openai/gpt-4o-mini"], budget_usd=Decimal("0.0007"))
@@ -113,10 +119,7 @@ def test_offline_runs_show_unpriced_not_zero(catalog, alice):
 
 
 def test_resume_reuses_finished_steps_and_pays_only_for_the_rest(catalog, alice, openai):
-    openai.push({}, {}, {}, {"status": 401})  # check, outline, notes(1st answer)… then the notes step fails
-    openai.script.clear()
-    openai.push({}, {})  # the check and the outline succeed
-    openai.push({"status": 401})  # the notes step is refused
+    openai.push({}, {"status": 401})  # the outline succeeds (the connection is checked already), notes is refused
     failed = run_now(catalog, alice, models=["openai/gpt-4o-mini"])
     assert failed.status == Status.FAILED and failed.steps_done == 1
     calls_before = len(openai.requests)
@@ -125,8 +128,8 @@ def test_resume_reuses_finished_steps_and_pays_only_for_the_rest(catalog, alice,
     resumed.refresh_from_db()
     assert resumed.status == Status.SUCCEEDED, resumed.reason
     assert resumed.resumed_from == failed and resumed.steps_done == 2
-    step_calls = [r for r in openai.requests[calls_before:] if r["body"]["max_tokens"] != 1]
-    assert len(step_calls) == 1  # only the notes step was paid again
+    step_calls = [r for r in openai.requests[calls_before:] if r["body"]["max_tokens"] != 1 and not judging(r)]
+    assert len(step_calls) == 1  # only the notes step was paid again (then the quality judge, once)
     assert resumed.cost_usd < failed.cost_usd + resumed.cost_usd
     assert failed.step_outputs["outline"] in text(resumed, "notes.md")
 
@@ -146,10 +149,19 @@ def test_a_replay_reuses_cached_responses_at_no_cost_with_identical_artifacts(ca
     replay.refresh_from_db()
     assert replay.status == Status.SUCCEEDED
     assert replay.cost_usd == 0
-    assert len(openai.requests) - calls <= 1  # at most validation's connection check
+    assert len(openai.requests) == calls  # no call: not the steps, nor the judge (the connection is checked)
     assert text(replay, "notes.md") == text(first, "notes.md")
-    hits = [c["cache_hit"] for s in json.loads(text(replay, "trace.json"))["steps"] for c in s["calls"]]
+    trace = json.loads(text(replay, "trace.json"))
+    hits = [c["cache_hit"] for s in trace["steps"] for c in s["calls"]]
     assert hits and all(hits)
+    judged = [c["call"] for c in trace["checks"] if c.get("call")]
+    # the judge's verdict is replayed too, at no cost
+    assert judged and all(c["cache_hit"] and Decimal(str(c["cost_usd"])) == 0 for c in judged)
+    assert replay.checks_passed and replay.judge_score == first.judge_score
+
+
+# A finished outline step as the workflow's checks want it (its heading, a cited reference), reused on resume.
+WELL_FORMED_OUTLINE = "## Outline\n\n1. The agent loop, as references/agent-loop.md describes it."
 
 
 def test_a_run_whose_worker_died_is_marked_failed_and_resumable(catalog, alice):
@@ -158,7 +170,7 @@ def test_a_run_whose_worker_died_is_marked_failed_and_resumable(catalog, alice):
     )
     assert pipeline.claim(run.pk)
     Run.objects.filter(pk=run.pk).update(
-        heartbeat_at=timezone.now() - timedelta(minutes=5), step_outputs={"outline": "x"}
+        heartbeat_at=timezone.now() - timedelta(minutes=5), step_outputs={"outline": WELL_FORMED_OUTLINE}
     )
     assert recovery.recover_stale_runs(stale_seconds=60) == [str(run.pk)]
     run.refresh_from_db()
@@ -168,7 +180,8 @@ def test_a_run_whose_worker_died_is_marked_failed_and_resumable(catalog, alice):
     resumed = services.resume_run(run, queue=False)
     pipeline.execute(resumed.pk)
     resumed.refresh_from_db()
-    assert resumed.status == Status.SUCCEEDED
+    assert resumed.status == Status.SUCCEEDED, resumed.reason
+    assert resumed.step_outputs["outline"] == WELL_FORMED_OUTLINE  # reused, not asked again
 
 
 def test_a_live_run_with_a_fresh_heartbeat_is_left_alone(catalog, alice):

@@ -58,7 +58,8 @@ def test_a_student_runs_on_the_local_server_an_operator_connected(browser, site)
         page.get_by_label("Topic").fill("Tool use on a lab server")
         page.get_by_role("button", name="Test run").click()
         wait_for_status(page, "Succeeded")
-        expect(page.get_by_text("200 in · 100 out")).to_be_visible()
+        # The stand-in counts 100 in and 50 out a call: two steps and the judge's call for the rubric check.
+        expect(page.get_by_text("300 in · 150 out")).to_be_visible()
         check_page(page, "models-03-run-on-local-server")
         student_context.close()
 

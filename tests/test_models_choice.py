@@ -13,7 +13,7 @@ from runs.models import Run, Status
 from settings_app.roles import OPERATOR, assign_role
 
 from .factories import UserFactory
-from .support.fake_llm import fake_llm
+from .support.fake_llm import JUDGE_MARKER, fake_llm
 
 pytestmark = pytest.mark.django_db
 
@@ -132,6 +132,9 @@ def test_a_shipped_workflow_runs_end_to_end_on_an_openai_compatible_server(catal
     run.refresh_from_db()
     assert run.status == Status.SUCCEEDED, run.reason
     assert run.model_used == "openai_compatible/llama3.2"
-    # two steps; the connection check (a third request) is the platform's, not the run's
-    assert (run.prompt_tokens, run.completion_tokens) == (200, 100) and len(server.requests) == 3
+    # two steps and the quality judge's call (the judge is the model that ran the steps) are the run's; the
+    # connection check (a fourth request, max_tokens 1) is the platform's, not the run's
+    assert (run.prompt_tokens, run.completion_tokens) == (300, 150) and len(server.requests) == 4
+    judged = [r for r in server.requests if r["body"]["messages"][0]["content"].startswith(JUDGE_MARKER)]
+    assert len(judged) == 1 and [r["body"]["max_tokens"] for r in server.requests].count(1) == 1
     assert {r["body"]["model"] for r in server.requests} == {"llama3.2"}

@@ -12,9 +12,11 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from providers import server_models
+from providers import breaker, server_models
 from providers import services as provider_services
-from providers.models import CircuitBreaker, ModelPrice, ProviderConnection
+from providers.errors import ProviderError
+from providers.models import ModelPrice, ProviderConnection
+from providers.resolution import Target
 from runs import money, pipeline, services, timeline
 from runs.models import Mode, Run, Status, UserBudget
 from settings_app.roles import OPERATOR, STUDENT, assign_role
@@ -149,16 +151,39 @@ def test_a_run_stopped_at_its_budget_after_working_is_still_stopped_at_a_limit(c
 
 
 # -- finding 7: the Providers page ----------------------------------------------------------------------------
-def test_the_providers_row_shows_last_success_last_failure_and_an_open_breaker(operator_client, catalog, alice):
+@pytest.fixture
+def trip(settings):
+    """Open a connection's breaker the way calls do: enough tripping failures (the ratio breaker)."""
+    settings.BREAKER_SYNC_SECONDS = 0  # every outcome is written at once
+    settings.BREAKER_MIN_CALLS = 4
+    settings.BREAKER_FAILURE_RATIO = 0.5
+    settings.BREAKER_OPEN_SECONDS = 60
+    breaker.reset_local()
+
+    def trip(connection: ProviderConnection) -> None:
+        target = Target(model="openai/gpt-4o-mini", provider=connection.provider, litellm_model="openai/gpt-4o-mini",
+                        api_key="", api_base="", connection_id=connection.pk)  # fmt: skip
+        for _ in range(4):
+            breaker.record(target, ProviderError("down", kind="server", retryable=True))
+
+    yield trip
+    breaker.reset_local()
+
+
+def test_the_providers_row_shows_last_success_last_failure_and_an_open_breaker(operator_client, catalog, alice, trip):
     with fake_llm("openai") as server:
         connection = _connect_local(server)
     RunFactory(user=alice, workflow_version=catalog.latest_version, status=Status.FAILED, connection=connection,
                finished_at=timezone.now())  # fmt: skip
-    CircuitBreaker.objects.create(connection=connection, open_until=timezone.now() + timezone.timedelta(seconds=60))
+    page = operator_client.get(reverse("settings:providers")).content.decode()
+    assert "<dt>Breaker</dt><dd>closed</dd>" in page
+    trip(connection)
+    assert breaker.state_for(connection).state == "open"
     page = operator_client.get(reverse("settings:providers")).content.decode()
     assert "<dt>Last success</dt><dd>never</dd>" in page
     assert "<dt>Last failure</dt><dd>never</dd>" not in page
-    assert "open until" in page and "runs skip this connection" in page
+    # An open breaker holds runs back until its probe call (they wait; they no longer skip the connection).
+    assert "<dt>Breaker</dt><dd>open until " in page and "runs wait for its probe call" in page
     assert "Tested " not in page  # "Not tested" and "Tested 13:43" never together
 
 
@@ -236,7 +261,7 @@ def test_edit_and_rerun_prefills_from_ones_own_run_only(alice_client, alice, bob
 
 # -- query counts ------------------------------------------------------------------------------------------
 def test_members_providers_history_and_csv_make_as_many_queries_with_many_rows(
-    operator_client, operator, catalog, count_queries
+    operator_client, operator, catalog, count_queries, trip
 ):
     def grow(n: int) -> None:
         for i in range(n):
@@ -244,7 +269,8 @@ def test_members_providers_history_and_csv_make_as_many_queries_with_many_rows(
             assign_role(person, STUDENT)
             UserBudget.objects.create(user=person, daily_usd=Decimal(1))
             connection = ProviderConnection.objects.create(provider="openai", label=f"C{n}-{i}")
-            CircuitBreaker.objects.create(connection=connection, failures=1, window_started_at=timezone.now())
+            if i % 2:
+                trip(connection)  # half the rows have an open breaker, the others none at all
             RunFactory(user=person, workflow_version=catalog.latest_version, status=Status.SUCCEEDED,
                        connection=connection, inputs={"topic": f"t{i}"}, model_used="openai/gpt-4o-mini")  # fmt: skip
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from django.templatetags.static import static
 from django.urls import reverse
 
 from runs import pipeline, services
@@ -29,13 +30,20 @@ def test_the_run_page_shows_status_costs_and_sanitized_notes(alice_client, finis
     assert "<h1>Learn Agentic AI: The agent loop and tool use</h1>" in page
     assert 'role="status"' in page and 'aria-live="polite"' in page
     assert "hx-trigger" not in page  # polling stops once the run has ended
+    assert "data-events" not in page and 'http-equiv="refresh"' not in page  # and so do the stream and refresh
 
 
 def test_a_running_run_page_polls_its_status_fragment(alice_client, alice, catalog):
     run = RunFactory(user=alice, workflow_version=catalog.latest_version, status=Status.RUNNING)
     page = alice_client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+    # Live updates: static/js/run.js opens the run's event stream (SSE) and fires run-changed on each event;
+    # htmx then fetches the status fragment. Until the stream's first event, and whenever it is down, htmx
+    # polls every RUN_POLL_SECONDS; with no JavaScript at all the page refreshes itself.
+    assert f'data-events="{reverse("api-v1:run_events", args=[run.pk])}"' in page
     assert f'hx-get="{reverse("runs:status", args=[run.pk])}"' in page
-    assert 'hx-trigger="every 1.0s"' in page
+    assert 'hx-trigger="run-changed, every 1.0s[!window.runStreaming]"' in page
+    assert f'<script src="{static("js/run.js")}" defer></script>' in page
+    assert '<noscript><meta http-equiv="refresh" content="3"></noscript>' in page
     fragment = alice_client.get(reverse("runs:status", args=[run.pk]), HTTP_HX_REQUEST="true").content.decode()
     assert "<html" not in fragment and 'id="run-body"' in fragment
     assert 'hx-swap="morph:outerHTML"' in fragment and 'id="run-announcer"' in fragment

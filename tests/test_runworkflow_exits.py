@@ -52,10 +52,13 @@ def test_a_run_that_succeeds_exits_0_with_tokens_in_three_counts(catalog):
     assert tokens["total"] == tokens["prompt"] + tokens["completion"] > 0
 
 
-def test_a_run_that_fails_exits_1(catalog):
-    code, result, _ = runworkflow("learn-agentic-ai", "--model", "anthropic/claude-3-5-haiku-latest")
-    assert (code, result["status"], result["exit_code"]) == (1, "failed", 1)
-    assert "Ask an operator" in result["reason"]
+def test_a_run_that_fails_exits_1(openai):
+    # A model no connection offers is refused before a run is made (exit 2, below): a run fails on the provider.
+    openai.default = {"status": 401}
+    code, result, err = runworkflow("learn-agentic-ai", "--model", "openai/gpt-4o-mini")
+    assert (code, result["status"], result["exit_code"]) == (1, "failed", 1), err
+    assert "rejected the API key" in result["reason"], result["reason"]
+    assert Run.objects.get(pk=result["run_id"]).status == Status.FAILED
 
 
 @pytest.mark.parametrize(
@@ -69,6 +72,7 @@ def test_a_run_that_fails_exits_1(catalog):
         (("learn-agentic-ai", "--budget-usd", "abc"), "--budget-usd takes a number"),
         (("learn-agentic-ai", "--budget-usd", "NaN"), "above zero"),
         (("learn-agentic-ai", "--model", "nonsense"), "not a model name"),
+        (("learn-agentic-ai", "--model", "anthropic/claude-3-5-haiku-latest"), "is not offered for this workflow"),
         (("learn-agentic-ai", "--mode", "turbo"), "invalid choice: 'turbo'"),
         (("learn-agentic-ai", "--no-such-option"), "unrecognized arguments"),
         (("--cancel", "not-a-run"), "No run not-a-run"),

@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import subprocess
+from decimal import Decimal
 from io import StringIO
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def test_a_run_retries_two_429s_and_succeeds_with_the_key_from_the_environment(c
     result = runworkflow("--mode", "test", "--model", "openai/gpt-4o-mini")
     assert result["status"] == "succeeded", result["reason"]
     assert result["model"] == "openai/gpt-4o-mini"
-    assert result["cost_usd"] > 0 and result["estimated_cost_usd"] > 0
+    assert Decimal(result["cost_usd"]) > 0 and Decimal(result["estimated_cost_usd"]) > 0  # decimal strings
     trace = json.loads(Path(next(a["path"] for a in result["artifacts"] if a["name"] == "trace.json")).read_text())
     # The first 429 answers validation's connection check (busy is fine: the run retries), the second the
     # first step's first attempt, which is retried.

@@ -81,14 +81,20 @@ def test_the_public_ai_research_skills_library_imports_whole():
 
 
 def test_a_template_workflow_runs_over_an_imported_skill_and_reads_its_references(catalog, tmp_path):
-    write_skill(tmp_path, "gamma", description="Gamma rays for beginners.", body="## Shielding\nLead stops them.")
+    # Enough of a skill for a study guide the workflow's checks accept (its length), even from the offline model.
+    body = "## Shielding\nLead stops them." + "".join(
+        f"\n\n## {topic}\n{topic} is a part of working safely with gamma sources that a beginner studies before "
+        "handling any source in a laboratory."
+        for topic in ("Half-life", "Dose", "Detectors", "Storage", "Emergencies")
+    )
+    write_skill(tmp_path, "gamma", description="Gamma rays for beginners.", body=body)
     (tmp_path / "gamma" / "references").mkdir()
     (tmp_path / "gamma" / "references" / "safety.md").write_text("## Distance\nStay far away.")
     import_skills(tmp_path)
     out = StringIO()
     call_command("runworkflow", "skill-study-guide", "--input", "skill=gamma", "--json", stdout=out, stderr=StringIO())
     result = json.loads(out.getvalue().strip().splitlines()[-1])
-    assert result["status"] == "succeeded"
+    assert result["status"] == "succeeded", result["reason"]
     trace_path = next(a["path"] for a in result["artifacts"] if a["name"] == "trace.json")
     trace = json.loads(Path(trace_path).read_text())
     reads = [

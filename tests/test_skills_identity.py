@@ -65,20 +65,29 @@ def test_a_shared_plain_name_must_be_chosen_in_full_and_a_unique_one_still_works
     assert start("school/pdf").inputs["skill"] == "school/pdf"
 
 
+# Enough of a skill for a code review the workflow's checks accept (its length), even from the offline model.
+PDF_GUIDE = "".join(
+    f"\n## {topic}\n{topic} matters when code reads or writes PDF files, so a reviewer checks it on every change "
+    "that touches documents, pages, fonts or forms.\n"
+    for topic in ("Opening files", "Page ranges", "Fonts", "Form fields", "Encryption", "Large documents")
+)
+
+
 def test_the_run_uses_the_library_it_named(tmp_path, catalog, alice):
     from catalog.models import Workflow
     from runs import pipeline
 
     version = Workflow.objects.get(slug="skill-code-review").current_version
-    import_skills(pdf(tmp_path, "school", "# School PDF\nSCHOOL-MARKER\n"))
-    import_skills(pdf(tmp_path, "edge", "# Edge PDF\nEDGE-MARKER\n"))
+    import_skills(pdf(tmp_path, "school", "# School PDF\nSCHOOL-MARKER\n" + PDF_GUIDE))
+    import_skills(pdf(tmp_path, "edge", "# Edge PDF\nEDGE-MARKER\n" + PDF_GUIDE))
     run = services.start_run(workflow_version=version, user=alice, inputs={"skill": "edge/pdf"}, mode=Mode.TEST,
                              queue=False)  # fmt: skip
     pipeline.execute(run.pk)
     run.refresh_from_db()
     trace = run.artifacts.get(name="trace.json").file.open("rb").read().decode()
     edge, school = (Skill.objects.get(library=lib, name="pdf").latest.content_hash[:12] for lib in ("edge", "school"))
-    assert run.status == "succeeded" and edge in trace and school not in trace
+    assert run.status == "succeeded", run.reason
+    assert edge in trace and school not in trace
 
 
 @pytest.mark.parametrize(

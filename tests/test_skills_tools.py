@@ -14,7 +14,7 @@ from providers import services as provider_services
 from runs import pipeline, services, tools
 from runs.models import Mode, Run, Status
 
-from .support.fake_llm import fake_llm
+from .support.fake_llm import answer, fake_llm
 from .test_skills_import import skill
 
 pytestmark = pytest.mark.django_db
@@ -157,6 +157,7 @@ def test_a_model_lists_then_reads_a_file_beside_skill_md_and_gets_its_content(op
         {"tool_call": {"name": "list_references", "arguments": {"skill": "pdf-forms"}}},
         {"tool_call": {"name": "read_reference", "arguments": {"skill": "pdf-forms", "path": "forms.md"}}},
         {"content": "Use the field ids, then sign last."},
+        answer("Fill the fields as forms.md explains, then sign last."),  # the guide cites what was read
     )
     run = run_study_guide(alice, "pdf-forms")
     assert run.status == Status.SUCCEEDED, run.reason
@@ -173,6 +174,7 @@ def test_a_model_gets_the_first_part_of_a_long_body_and_reads_the_next(openai, a
         {},
         {"tool_call": {"name": "read_reference", "arguments": {"skill": "long-skill", "path": "SKILL.md#part-2"}}},
         {"content": "Done."},
+        answer("Read SKILL.md part by part."),  # the guide cites what was read
     )
     run = run_study_guide(alice, "long-skill")
     assert run.status == Status.SUCCEEDED, run.reason

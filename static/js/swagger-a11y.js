@@ -14,8 +14,11 @@
       area.setAttribute("aria-label", area.classList.contains("body-param__text") ? "Request body (JSON)" : "Value");
     });
     document.querySelectorAll(".swagger-ui select:not([aria-label])").forEach(function (select) {
+      // A label that only wraps the select (the servers list) gives it no name.
       var id = select.id && document.querySelector('label[for="' + select.id + '"]');
-      if (!id) select.setAttribute("aria-label", select.closest(".content-type-wrapper, .body-param-content-type") ? "Content type" : "Choice");
+      if (id && !id.contains(select)) return;
+      select.setAttribute("aria-label", select.closest(".servers") ? "Server"
+        : select.closest(".content-type-wrapper, .body-param-content-type") ? "Content type" : "Choice");
     });
     document.querySelectorAll(".swagger-ui input:not([aria-label]):not([type=hidden])").forEach(function (input) {
       var row = input.closest("tr[data-param-name]");

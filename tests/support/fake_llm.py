@@ -28,7 +28,7 @@ Usage (token counts) is a constant 100 prompt / 50 completion tokens by default.
 with `FakeLLM(usage="measured")` (see the "Measured usage" section below): prompt tokens are counted from the
 request the server really received (its messages and tools, with LiteLLM's tokenizer for the model, as a
 provider counts its own), completion tokens from the answer sent; `fill=True` makes every plain answer as long
-as the request's max_tokens allows, the worst case a budget must hold.
+as the request's max_tokens allows, the worst case a budget must hold, and still well formed (checks pass).
 Flavours: "openai" (also DeepSeek and OpenAI-compatible servers), "anthropic", "gemini" (generateContent,
 streamed as server-sent events for streamGenerateContent).
 
@@ -86,6 +86,7 @@ class FakeLLM:
         fill: bool = False,
         faults: Faults | None = None,
         host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
         if usage not in ("fixed", "measured"):
             raise ValueError("usage is 'fixed' or 'measured'")
@@ -106,7 +107,7 @@ class FakeLLM:
         self._lock = threading.Lock()
         # Another host: an address containers reach (make compose-test binds it to the compose network's gateway).
         self.host = host
-        self.server = ThreadingHTTPServer((host, 0), self._handler())
+        self.server = ThreadingHTTPServer((host, port), self._handler())  # port 0: any free one
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -286,7 +287,7 @@ class FakeLLM:
     def openai_answer(self, body: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
         message: dict[str, Any] = {
             "role": "assistant",
-            "content": entry.get("content", self._plain_answer(body, "Fake answer to: ")),
+            "content": self._content(body, entry, "Fake answer to: "),
         }
         finish = "stop"
         if "tool_call" in entry:
@@ -314,7 +315,7 @@ class FakeLLM:
 
     def anthropic_answer(self, body: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
         content: list[dict[str, Any]] = [
-            {"type": "text", "text": entry.get("content", self._plain_answer(body, "Fake Claude answer to: "))}
+            {"type": "text", "text": self._content(body, entry, "Fake Claude answer to: ")}
         ]
         stop = "end_turn"
         if "tool_call" in entry:
@@ -338,14 +339,41 @@ class FakeLLM:
             "usage": self._anthropic_usage(body, content),
         }
 
+    def _content(self, body: dict[str, Any], entry: dict[str, Any], prefix: str) -> str:
+        """Scripted `content` alone (a poor answer is scripted), or followed by what a competent model adds
+        when the entry says `well_formed` (see `answer`); else the plain answer."""
+        if "content" not in entry:
+            return self._plain_answer(body, prefix)
+        return str(entry["content"]) + (well_formed(body) if entry.get("well_formed") else "")
+
     # -- Measured usage (opt-in: usage="measured", fill=True) -------------------------------------------------
     def _plain_answer(self, body: dict[str, Any], prefix: str) -> str:
-        if self.fill:  # one token per word: exactly as long as max_tokens allows
-            return " ".join(["word"] * int(body.get("max_tokens") or 16))
+        if self.fill:
+            return self._filled(body)
         extra = well_formed(body)
         if extra.startswith("{"):  # a judge's verdict is the JSON alone
             return extra
         return f"{prefix}{self._last_user(body)[:80]}" + extra
+
+    def _filled(self, body: dict[str, Any]) -> str:
+        """As long as max_tokens allows and no longer (as counted for usage): the well-formed answer (a judge's
+        verdict, its reason the padding) filled up with words, so a worst-case run still passes its checks.
+        Only words when the well-formed part alone does not fit."""
+        limit = int(body.get("max_tokens") or 16)
+        extra = well_formed(body)
+        verdict = json.loads(extra) if extra.startswith("{") else None
+
+        def text(words: int) -> str:
+            if verdict is not None:
+                return json.dumps({**verdict, "reason": " ".join(["word"] * words)})
+            return extra.lstrip() + " word" * words
+
+        words = limit
+        while words > 0 and (over := self._count(body, text=text(words)) - limit) > 0:
+            words -= over
+        if words <= 0 or not extra:
+            return " ".join(["word"] * limit)  # one token per word: exactly as long as max_tokens allows
+        return text(words)
 
     @staticmethod
     def _count(body: dict[str, Any], *, messages: list[dict[str, Any]] | None = None, text: str = "") -> int:
@@ -398,12 +426,26 @@ _PATH = re.compile(r"(?<![\w/])references/[\w.-]+\.md")
 JUDGE_MARKER = "You grade an answer against a rubric"
 
 
+def answer(text: str) -> dict[str, Any]:
+    """A scripted answer that starts with `text` and then passes the workflow's checks as a competent model's
+    would (its sections and citations), for tests about something else that tell runs apart by their text."""
+    return {"content": text, "well_formed": True}
+
+
+def _text(content: Any) -> str:
+    """A message's text: a string, or the text of its blocks (Anthropic's system and content), else its JSON."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(b, dict) for b in content):
+        return "\n".join(str(b.get("text", "")) for b in content)
+    return json.dumps(content)
+
+
 def well_formed(body: dict[str, Any]) -> str:
     """What a competent model adds to the plain answer: the sections the prompt asks for, each with a few
     sentences, citing the reference files the request names; or, asked to judge, full marks as JSON.
     Scripted `content` replaces all of it (a poor answer is scripted)."""
-    texts = [m.get("content") if isinstance(m.get("content"), str) else json.dumps(m.get("content")) for m in
-             body.get("messages", [])] + [json.dumps(body.get("system") or "")]  # fmt: skip
+    texts = [_text(body.get("system") or "")] + [_text(m.get("content")) for m in body.get("messages", [])]
     if any(str(t).startswith(JUDGE_MARKER) for t in texts):
         names = re.findall(r'"name": "([^"]+)"', "\n".join(map(str, texts)))
         return json.dumps({"scores": dict.fromkeys(names, 1.0), "reason": "The fake judge likes it."})

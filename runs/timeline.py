@@ -161,7 +161,8 @@ def _quality(run: Run, trace: dict[str, Any]) -> StepView:
         judged = [c.get("call") for c in trace.get("checks", []) if isinstance(c, dict) and c.get("call")]
         if judged:
             _add_trace(view, {"calls": judged})
-            view.cost_text = format_usd(view.cost_usd, unpriced=view.unpriced, offline=run.model_used == OFFLINE_MODEL)
+            offline = run.model_used == OFFLINE_MODEL  # the same words as the steps' costs ("free", "$0.0004")
+            view.cost_text = describe_cost(view.cost_usd, unpriced=view.unpriced, free=offline)
     elif run.status == Status.RUNNING and run.current_step == "Quality checks":
         view.state = StepState.RUNNING
     elif run.is_finished:

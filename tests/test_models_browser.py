@@ -60,6 +60,8 @@ def test_a_student_runs_on_the_local_server_an_operator_connected(browser, site)
         wait_for_status(page, "Succeeded")
         # The stand-in counts 100 in and 50 out a call: two steps and the judge's call for the rubric check.
         expect(page.get_by_text("300 in · 150 out")).to_be_visible()
+        # Every step, the quality checks included, says "free" for a model priced at $0 (never "$0").
+        assert "<li>$0</li>" not in page.content() and page.content().count("<li>free</li>") >= 3
         check_page(page, "models-03-run-on-local-server")
         student_context.close()
 

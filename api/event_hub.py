@@ -55,6 +55,8 @@ class Hub:
                 await asyncio.sleep(1)
                 continue
             for run_id in list(self.watchers):
+                if run_id not in known:  # first watched while this tick read: the next tick reads it
+                    continue
                 row = rows.get(run_id)
                 new = texts.get(run_id, [])
                 if row == self.rows.get(run_id, ...) and not new:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from django.conf import settings
 from django.db import models
@@ -194,8 +194,21 @@ class WorkflowVersion(models.Model):
         return f"{self.workflow.slug} v{self.number} ({self.version})"
 
     @property
+    def input_order(self) -> list[str]:
+        """The input names as the author ordered them (lists read only `source_text`, not the whole spec)."""
+        return _property_order(self.source_text)
+
+    @property
     def input_schema(self) -> dict:
-        return self.spec["inputs"]
+        """The inputs' JSON Schema with its properties in the order the author wrote them: PostgreSQL's jsonb
+        does not keep an object's key order, so the order is read from the version's own source text."""
+        schema = self.spec["inputs"]
+        order = self.input_order
+        properties = schema.get("properties") or {}
+        if not order or list(properties) == order:
+            return schema
+        ranked = {name: properties[name] for name in order if name in properties}
+        return {**schema, "properties": {**ranked, **properties}}
 
     def caps(self, mode: str) -> dict:
         return self.spec["caps"][mode]
@@ -203,6 +216,19 @@ class WorkflowVersion(models.Model):
     @property
     def is_draft(self) -> bool:
         return self.status == VersionStatus.DRAFT
+
+
+@lru_cache(maxsize=256)
+def _property_order(source_text: str) -> list[str]:
+    """The input names in the order a spec's YAML lists them ([] when there is no readable source)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(source_text) if source_text else None
+        properties = data["inputs"]["properties"]
+        return [str(name) for name in properties] if isinstance(properties, dict) else []
+    except (yaml.YAMLError, TypeError, KeyError):
+        return []
 
 
 class WorkflowFileProblem(models.Model):

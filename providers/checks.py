@@ -52,7 +52,10 @@ def check_reachable(target: Target, control: llm.CallControl) -> CheckOutcome:
             usable = connection.status == ConnectionStatus.CONNECTED
             return CheckOutcome(usable, "checked by another run" if usable else connection.status_message)
         now = timezone.now()
-        claimed = rows.filter(Q(checking_until__isnull=True) | Q(checking_until__lt=now)).update(
+        # Not if a check answered since this run began: the row read above may predate that answer (a check
+        # that ended between the read and this UPDATE would otherwise be made twice).
+        untested_since = Q(last_tested_at__isnull=True) | Q(last_tested_at__lt=started)
+        claimed = rows.filter(untested_since, Q(checking_until__isnull=True) | Q(checking_until__lt=now)).update(
             checking_until=now + timedelta(seconds=LEASE_SECONDS)
         )
         if claimed:

@@ -22,7 +22,7 @@ CSV_COLUMNS = (
 EXPORT_FIELDS = (
     "id", "created_at", "mode", "status", "reason", "steps_done", "model_used", "started_at", "finished_at",
     "cost_usd", "cost_unpriced", "prompt_tokens", "completion_tokens", "inputs", "user__username",
-    "workflow_version__workflow__title",
+    "workflow_version__workflow__title", "workflow_version__source_text",
 )  # fmt: skip
 MAX_EXPORT = 50_000
 

@@ -123,7 +123,9 @@ class Run(models.Model):
     @property
     def key_input(self) -> str:
         """The first input a person would recognise the run by (its topic, say), short, for lists."""
-        for value in (self.inputs or {}).values():
+        inputs = self.inputs or {}
+        order = [n for n in self.workflow_version.input_order if n in inputs]  # jsonb does not keep key order
+        for value in [inputs[n] for n in order] + [v for n, v in inputs.items() if n not in order]:
             text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
             if text.strip():
                 return text if len(text) <= 60 else text[:59] + "…"

@@ -95,7 +95,7 @@ def status(request: HtmxHttpRequest, run_id: str) -> HttpResponse:
 HISTORY_COLUMNS = (
     "id", "created_at", "mode", "status", "reason", "steps_done", "cost_usd", "cost_unpriced", "model_used",
     "prompt_tokens", "completion_tokens", "started_at", "finished_at", "inputs", "user__username",
-    "workflow_version__workflow__title",
+    "workflow_version__workflow__title", "workflow_version__source_text",
 )  # fmt: skip
 
 

@@ -210,3 +210,39 @@ def test_one_user_cannot_take_every_stream_slot(api, alice, bob, catalog, settin
             response.close()
         finally:
             request_finished.connect(close_old_connections)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_first_watched_while_the_hub_reads_is_not_taken_for_a_deleted_one(alice, catalog, settings, monkeypatch):
+    import asyncio
+    import threading
+    import time
+
+    from api import event_hub
+
+    settings.API_EVENTS_POLL_SECONDS = 0.01
+    a = RunFactory(user=alice, workflow_version=catalog.latest_version, status=Status.RUNNING)
+    b = RunFactory(user=alice, workflow_version=catalog.latest_version, status=Status.RUNNING)
+    reading = threading.Event()
+    real = event_hub._read
+
+    def slow(known):
+        reading.set()
+        time.sleep(0.2)
+        return real(known)
+
+    monkeypatch.setattr(event_hub, "_read", slow)
+
+    async def scenario():
+        hub = event_hub.Hub()
+        hub.watch(str(a.pk))
+        while not reading.is_set():
+            await asyncio.sleep(0.005)
+        hub.watch(str(b.pk))  # joins while the tick reads only `a`
+        await asyncio.wait_for(hub.changed[str(b.pk)].wait(), 2)
+        row = hub.rows.get(str(b.pk))
+        hub.unwatch(str(a.pk))
+        hub.unwatch(str(b.pk))
+        return row
+
+    assert asyncio.run(scenario()) is not None  # its streams would have ended with "deleted"

@@ -124,7 +124,7 @@ def test_a_hundred_runs_in_flight_hold_the_documented_number_of_connections(prov
 # -- item 4: a dropped connection loses nothing ---------------------------------------------------------------
 @on_postgresql
 def test_every_connection_of_the_cluster_terminated_mid_load_loses_no_run(provider, clusters, tmp_path):
-    provider.default = {"content": " ".join(f"word{i}" for i in range(15)), "chunk_delay": 0.2}  # 3 s a call
+    provider.default = {**answer(" ".join(f"word{i}" for i in range(15))), "chunk_delay": 0.025}  # ~3 s a call
     log = tmp_path / "q.log"
     clusters("q", Q_WORKERS="2", **FAST)
     runs = submit_many(30, "Dropped")

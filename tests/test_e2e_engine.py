@@ -20,7 +20,7 @@ from runs.models import Mode, Run, Status
 
 from .factories import UserFactory
 from .support import web
-from .support.fake_llm import answer, fake_llm
+from .support.fake_llm import JUDGE_MARKER, answer, fake_llm
 from .support.processes import start_qcluster, stop, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -51,7 +51,12 @@ def all_finished(ids) -> bool:
 
 
 def calls_for(server, topic: str) -> int:
-    return sum(1 for r in server.requests if topic in str(r["body"].get("messages")))
+    """The step calls of the run on `topic` (the rubric judge's call quotes the notes, so it is left out)."""
+    return sum(
+        1
+        for r in server.requests
+        if topic in str(r["body"].get("messages")) and not str(r["body"].get("messages")).count(JUDGE_MARKER)
+    )
 
 
 @override_settings(RUNS_ACTIVE_PER_USER=50)

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-SUITES = ["engine", "pages", "faults"]
+SUITES = ["engine", "pages", "faults", "events"]
 RESULTS = Path(__file__).resolve().parent / "results.md"
 
 

@@ -91,9 +91,10 @@ prepare() {
 serve() {
   # gunicorn supervises WEB_WORKERS uvicorn (ASGI) processes: each holds thousands of idle event streams as
   # coroutines, and runs every page view in a thread of its own (docs/operations.md). Each stream is an open
-  # socket: lift the open-files limit to what the system allows.
+  # socket: lift the open-files limit to what the system allows. The worker class is uvicorn's with deadlines
+  # for clients slow to send their headers or body (config/web_server.py).
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-  exec "$PYTHON" -m gunicorn config.asgi --worker-class uvicorn_worker.UvicornWorker --bind "$HOST:$PORT" \
+  exec "$PYTHON" -m gunicorn config.asgi --worker-class config.web_server.UvicornWorker --bind "$HOST:$PORT" \
     --workers "${WEB_WORKERS:-2}" --access-logfile - --graceful-timeout 10 "$@"
 }
 

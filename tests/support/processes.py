@@ -115,17 +115,24 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_web(log_path: Path, **extra_env: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_web(log_path: Path, open_files: int | None = None, **extra_env: str) -> tuple[subprocess.Popen[bytes], str]:
     """The web server as deployed (`scripts/entrypoint.sh serve`: gunicorn with uvicorn workers) on a free
-    port, against the test database; returns the process and its base URL once it answers."""
+    port, against the test database; returns the process and its base URL once it answers. `open_files` sets
+    the hard open-files limit the entrypoint lifts its limit to (what a small machine or container allows)."""
     import httpx
+
+    def limit_open_files() -> None:
+        import resource
+
+        if open_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
 
     port = free_port()
     log = log_path.open("wb")
     env = subprocess_env(HOST="127.0.0.1", PORT=str(port), WEB_WORKERS="1", PYTHON=sys.executable, **extra_env)
     process = subprocess.Popen(
         ["bash", "scripts/entrypoint.sh", "serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,
+        start_new_session=True, preexec_fn=limit_open_files,
     )  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
 

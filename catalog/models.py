@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from functools import cached_property, lru_cache
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -224,7 +225,7 @@ def _property_order(source_text: str) -> list[str]:
     import yaml
 
     try:
-        data = yaml.safe_load(source_text) if source_text else None
+        data: Any = yaml.safe_load(source_text) if source_text else None
         properties = data["inputs"]["properties"]
         return [str(name) for name in properties] if isinstance(properties, dict) else []
     except (yaml.YAMLError, TypeError, KeyError):
